@@ -1,0 +1,151 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "csta_bridge"
+
+// metrics are registered on an injected registry (never the global one), so
+// tests and embedders get their own.
+type metrics struct {
+	cstaRequests   *prometheus.CounterVec
+	cstaDuration   *prometheus.HistogramVec
+	actionRequests *prometheus.CounterVec
+	actionDuration prometheus.Histogram
+	actionDrops    *prometheus.CounterVec
+	pbxConnected   prometheus.Gauge
+	pbxReconnects  prometheus.Counter
+	calls          *prometheus.GaugeVec
+	transitions    *prometheus.CounterVec
+	reloadOK       prometheus.Gauge
+	reloadTime     prometheus.Gauge
+	reloadFailures prometheus.Counter
+	httpRejected   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		cstaRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "csta",
+			Name: "requests_total", Help: "CSTA requests by service and result (ok or the CSTA error code)."},
+			[]string{"service", "result"}),
+		cstaDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "csta",
+			Name: "request_duration_seconds", Help: "Time from a CSTA request to its response.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
+			[]string{"service"}),
+		actionRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "action_url",
+			Name: "requests_total", Help: "Action URL deliveries by setting and result."},
+			[]string{"event", "result"}),
+		actionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "action_url",
+			Name: "request_duration_seconds", Help: "Time to deliver an action URL that succeeded.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		actionDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "action_url",
+			Name: "dropped_total", Help: "Action URLs dropped before delivery, by reason."},
+			[]string{"reason"}),
+		pbxConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "pbx",
+			Name: "connected", Help: "1 when the PBX adapter is connected."}),
+		pbxReconnects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "pbx",
+			Name: "reconnects_total", Help: "Times the PBX connection came back after being lost."}),
+		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "calls",
+			Help: "Live connections by ECMA-269 local connection state."}, []string{"state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "call_state_transitions_total",
+			Help: "Connection state transitions applied by the state machine."}, []string{"from", "to"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "config",
+			Name: "last_reload_successful", Help: "1 when the last configuration load succeeded."}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "config",
+			Name: "last_reload_success_timestamp_seconds", Help: "Time of the last successful configuration load."}),
+		reloadFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "config",
+			Name: "reload_failures_total", Help: "Configuration reloads that failed and kept the old configuration."}),
+		httpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "http",
+			Name: "rejected_requests_total", Help: "Requests refused before reaching a service, by HTTP status."},
+			[]string{"code"}),
+	}
+	reg.MustRegister(m.cstaRequests, m.cstaDuration, m.actionRequests, m.actionDuration, m.actionDrops,
+		m.pbxConnected, m.pbxReconnects, m.calls, m.transitions, m.reloadOK, m.reloadTime, m.reloadFailures,
+		m.httpRejected)
+	return m
+}
+
+func (m *metrics) csta(service, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.cstaRequests.WithLabelValues(service, result).Inc()
+	m.cstaDuration.WithLabelValues(service).Observe(d.Seconds())
+}
+
+func (m *metrics) actionOK(event string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.actionRequests.WithLabelValues(event, "ok").Inc()
+	m.actionDuration.Observe(d.Seconds())
+}
+
+func (m *metrics) actionFailed(event, result string) {
+	if m == nil {
+		return
+	}
+	m.actionRequests.WithLabelValues(event, result).Inc()
+}
+
+func (m *metrics) actionDropped(event, reason string) {
+	if m == nil {
+		return
+	}
+	m.actionRequests.WithLabelValues(event, "dropped").Inc()
+	m.actionDrops.WithLabelValues(reason).Inc()
+}
+
+func (m *metrics) link(up, reconnect bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.pbxConnected.Set(1)
+		if reconnect {
+			m.pbxReconnects.Inc()
+		}
+	} else {
+		m.pbxConnected.Set(0)
+	}
+}
+
+func (m *metrics) transition(from, to pbx.State) {
+	if m == nil {
+		return
+	}
+	m.transitions.WithLabelValues(from.String(), to.String()).Inc()
+}
+
+func (m *metrics) setCalls(n [5]int) {
+	if m == nil {
+		return
+	}
+	for st := pbx.StateInitiated; st <= pbx.StateHeld; st++ {
+		m.calls.WithLabelValues(st.String()).Set(float64(n[st]))
+	}
+}
+
+func (m *metrics) reload(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.reloadOK.Set(1)
+		m.reloadTime.SetToCurrentTime()
+	} else {
+		m.reloadOK.Set(0)
+		m.reloadFailures.Inc()
+	}
+}
+
+func (m *metrics) rejected(code string) {
+	if m == nil {
+		return
+	}
+	m.httpRejected.WithLabelValues(code).Inc()
+}

@@ -1,0 +1,363 @@
+package bridge
+
+// This file is where a CSTA request becomes a PBX command: serve resolves
+// the request's ConnectionIDs to the phone's calls, checks the request fits
+// the call's ECMA-269 state, calls the adapter, and on success feeds the
+// result through the switchboard like any PBX event.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/csta"
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+)
+
+// commandTimeout bounds how long a CTI client waits for the PBX: it gets a
+// fault after this, never a hung request.
+const commandTimeout = 10 * time.Second
+
+// services carries out CSTA requests on the current PBX adapter.
+type services struct {
+	sb      *switchboard
+	pbx     func() pbx.PBX
+	timeout time.Duration
+	boot    string // distinguishes MakeCall refs across bridge restarts
+}
+
+func newServices(sb *switchboard, current func() pbx.PBX) *services {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return &services{sb: sb, pbx: current, timeout: commandTimeout, boot: hex.EncodeToString(b[:])}
+}
+
+// target is a resolved connection, copied out of the switchboard.
+type target struct {
+	ref    pbx.CallRef
+	id     int
+	state  pbx.State
+	remote string // $remote form
+}
+
+// serve carries out one decoded request for extension ext. It keeps going
+// when the HTTP client hangs up: ctx must not be the request's context.
+func (s *services) serve(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	switch req.Service {
+	case csta.RequestSystemStatus:
+		return csta.Result{SystemStatus: "normal"}, nil
+	case csta.AnswerCall:
+		return s.single(ctx, ext, req.Conn, states(pbx.StateAlerting), func(ctx context.Context, p pbx.PBX, t target) error {
+			return p.Answer(ctx, t.ref)
+		}, func(t target) []pbx.Event {
+			return []pbx.Event{{Kind: pbx.EventConnected, Call: t.ref}}
+		})
+	case csta.HoldCall:
+		return s.single(ctx, ext, req.Conn, states(pbx.StateConnected), func(ctx context.Context, p pbx.PBX, t target) error {
+			return p.Hold(ctx, t.ref)
+		}, func(t target) []pbx.Event {
+			return []pbx.Event{{Kind: pbx.EventHeld, Call: t.ref}}
+		})
+	case csta.RetrieveCall:
+		return s.single(ctx, ext, req.Conn, states(pbx.StateHeld), func(ctx context.Context, p pbx.PBX, t target) error {
+			return p.Retrieve(ctx, t.ref)
+		}, func(t target) []pbx.Event {
+			return []pbx.Event{{Kind: pbx.EventRetrieved, Call: t.ref}}
+		})
+	case csta.ClearConnection:
+		return s.single(ctx, ext, req.Conn, anyState, func(ctx context.Context, p pbx.PBX, t target) error {
+			return p.ClearConnection(ctx, t.ref)
+		}, func(t target) []pbx.Event {
+			cause := pbx.CauseNormal
+			if t.state == pbx.StateAlerting {
+				cause = pbx.CauseRejected
+			}
+			return []pbx.Event{{Kind: pbx.EventCleared, Call: t.ref, Cause: cause}}
+		})
+	case csta.ClearCall:
+		return s.single(ctx, ext, req.Conn, anyState, func(ctx context.Context, p pbx.PBX, t target) error {
+			return p.ClearCall(ctx, t.ref)
+		}, func(t target) []pbx.Event {
+			cause := pbx.CauseNormal
+			if t.state == pbx.StateAlerting {
+				cause = pbx.CauseRejected
+			}
+			return []pbx.Event{{Kind: pbx.EventCleared, Call: t.ref, Cause: cause}}
+		})
+	case csta.SingleStepTransferCall:
+		return s.singleStepTransfer(ctx, ext, req)
+	case csta.TransferCall:
+		return s.transfer(ctx, ext, req)
+	case csta.MakeCall:
+		return s.makeCall(ctx, ext, req)
+	}
+	return csta.Result{}, &csta.Error{Code: csta.ServiceNotSupported, Message: "service " + string(req.Service) + " is not supported"}
+}
+
+type stateSet func(pbx.State) bool
+
+func states(ok ...pbx.State) stateSet {
+	return func(s pbx.State) bool {
+		for _, o := range ok {
+			if s == o {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func anyState(pbx.State) bool { return true }
+
+// single runs a service on one connection: resolve, check state, command, commit.
+func (s *services) single(ctx context.Context, ext string, conn csta.ConnectionID, ok stateSet,
+	command func(context.Context, pbx.PBX, target) error, result func(target) []pbx.Event) (csta.Result, *csta.Error) {
+	t, cerr := s.resolve(ctx, ext, conn, ok)
+	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	p := s.pbx()
+	if err := command(ctx, p, t); err != nil {
+		return csta.Result{}, fromPBX(err)
+	}
+	s.commit(ctx, result(t)...)
+	return csta.Result{}, nil
+}
+
+// resolve finds the connection a ConnectionID names and checks its state.
+func (s *services) resolve(ctx context.Context, ext string, conn csta.ConnectionID, ok stateSet) (target, *csta.Error) {
+	var t target
+	var cerr *csta.Error
+	err := s.sb.do(ctx, func() {
+		t, cerr = s.sb.lookupConn(ext, conn, ok)
+	})
+	if err != nil {
+		return t, timeoutFault(err)
+	}
+	return t, cerr
+}
+
+// commit applies the outcome of a successful command as PBX events. It runs
+// even when the CTI client has gone: the PBX already did it.
+func (s *services) commit(ctx context.Context, evs ...pbx.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	_ = s.sb.do(ctx, func() {
+		for _, ev := range evs {
+			s.sb.apply(ev)
+		}
+	})
+}
+
+func (s *services) singleStepTransfer(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
+	t, cerr := s.resolve(ctx, ext, req.Conn, states(pbx.StateConnected, pbx.StateHeld, pbx.StateAlerting))
+	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	var domain string
+	_ = s.sb.do(ctx, func() {
+		if p := s.sb.phones[ext]; p != nil {
+			domain = p.cfg.Domain
+		}
+	})
+	dest := cleanDestination(req.TransferredTo, domain)
+	if dest == "" {
+		return csta.Result{}, &csta.Error{Code: csta.InvalidCalledDeviceID, Message: "transferredTo is empty"}
+	}
+	if err := s.pbx().SingleStepTransfer(ctx, t.ref, dest); err != nil {
+		return csta.Result{}, fromPBX(err)
+	}
+	s.commit(ctx,
+		pbx.Event{Kind: pbx.EventTransferred, Call: t.ref, Transfer: pbx.TransferBlind},
+		pbx.Event{Kind: pbx.EventCleared, Call: t.ref, Cause: pbx.CauseTransferred})
+	return csta.Result{TransferredCall: &csta.ConnectionID{CallID: strconv.Itoa(t.id), DeviceID: req.TransferredTo}}, nil
+}
+
+func (s *services) transfer(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
+	var held, active target
+	var cerr *csta.Error
+	err := s.sb.do(ctx, func() {
+		held, cerr = s.sb.lookupConn(ext, req.Held, states(pbx.StateHeld))
+		if cerr != nil {
+			return
+		}
+		active, cerr = s.sb.lookupConn(ext, req.Active, states(pbx.StateConnected, pbx.StateInitiated))
+		if cerr == nil && held.ref == active.ref {
+			cerr = &csta.Error{Code: csta.InvalidConnectionID, Message: "heldCall and activeCall are the same call"}
+		}
+	})
+	if err != nil {
+		return csta.Result{}, timeoutFault(err)
+	}
+	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	if err := s.pbx().Transfer(ctx, held.ref, active.ref); err != nil {
+		return csta.Result{}, fromPBX(err)
+	}
+	s.commit(ctx,
+		pbx.Event{Kind: pbx.EventTransferred, Call: held.ref, Transfer: pbx.TransferAttended},
+		pbx.Event{Kind: pbx.EventTransferred, Call: active.ref, Transfer: pbx.TransferAttended},
+		pbx.Event{Kind: pbx.EventCleared, Call: held.ref, Cause: pbx.CauseTransferred},
+		pbx.Event{Kind: pbx.EventCleared, Call: active.ref, Cause: pbx.CauseTransferred})
+	return csta.Result{TransferredCall: &csta.ConnectionID{CallID: strconv.Itoa(active.id), DeviceID: active.remote}}, nil
+}
+
+func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
+	var (
+		c      *call
+		cerr   *csta.Error
+		dest   string
+		device string
+	)
+	err := s.sb.do(ctx, func() {
+		p := s.sb.phones[ext]
+		if p == nil {
+			cerr = &csta.Error{Code: csta.InvalidCallingDeviceID, Message: "unknown extension " + ext}
+			return
+		}
+		if !p.matchesDevice(req.CallingDevice) {
+			cerr = &csta.Error{Code: csta.InvalidCallingDeviceID,
+				Message: fmt.Sprintf("callingDevice %q is not an identity of extension %s", req.CallingDevice, ext)}
+			return
+		}
+		dest = cleanDestination(req.Called, p.cfg.Domain)
+		if dest == "" {
+			cerr = &csta.Error{Code: csta.InvalidCalledDeviceID, Message: "calledDirectoryNumber is empty"}
+			return
+		}
+		device = strings.TrimSpace(req.CallingDevice)
+		if device == "" {
+			device = p.localURI()
+		}
+		id := p.newID(pbx.Outgoing)
+		ref := pbx.CallRef{Ext: ext, ID: fmt.Sprintf("mc-%s-%s-%d", s.boot, ext, id)}
+		c = &call{id: id, ref: ref, dir: pbx.Outgoing, remote: pbx.Party{Number: dest}, pending: true,
+			sipCallID: ref.ID, created: s.sb.now()}
+		p.add(c)
+	})
+	if err != nil {
+		return csta.Result{}, timeoutFault(err)
+	}
+	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	mc := pbx.MakeCallRequest{Call: c.ref, CSTAID: c.id, Destination: dest,
+		AutoAnswer: !strings.EqualFold(strings.TrimSpace(req.AutoOriginate), "prompt")}
+	if err := s.pbx().MakeCall(ctx, mc); err != nil {
+		// The id stays burned: a Snom never hands out an id twice either.
+		s.commit(ctx, pbx.Event{Kind: pbx.EventCleared, Call: c.ref})
+		return csta.Result{}, fromPBX(err)
+	}
+	s.commit(ctx, pbx.Event{Kind: pbx.EventOriginated, Call: c.ref, Remote: pbx.Party{Number: dest}})
+	return csta.Result{CallingDevice: &csta.ConnectionID{CallID: strconv.Itoa(c.id), DeviceID: device}}, nil
+}
+
+// lookupConn resolves a ConnectionID on the owner goroutine. A callID names
+// the call; a bare deviceID names the phone's only call in an allowed state.
+func (s *switchboard) lookupConn(ext string, conn csta.ConnectionID, ok stateSet) (target, *csta.Error) {
+	p := s.phones[ext]
+	if p == nil {
+		return target{}, &csta.Error{Code: csta.InvalidConnectionID, Message: "unknown extension " + ext}
+	}
+	var c *call
+	idText := strings.TrimSpace(conn.CallID)
+	switch {
+	case idText != "":
+		id, err := strconv.Atoi(idText)
+		if err != nil {
+			return target{}, &csta.Error{Code: csta.InvalidConnectionID, Message: fmt.Sprintf("connection id %q is not a number", idText)}
+		}
+		c = p.calls[id]
+		if c == nil || c.pending {
+			return target{}, &csta.Error{Code: csta.InvalidConnectionID, Message: fmt.Sprintf("no call %d on extension %s", id, ext)}
+		}
+	case strings.TrimSpace(conn.DeviceID) != "" && p.matchesDevice(conn.DeviceID):
+		c = p.only(func(c *call) bool { return !c.pending && ok(c.state) })
+		if c == nil {
+			return target{}, &csta.Error{Code: csta.InvalidConnectionID, Message: "no single matching call at device " + conn.DeviceID}
+		}
+	default:
+		return target{}, &csta.Error{Code: csta.InvalidConnectionID, Message: "connection id missing"}
+	}
+	if !ok(c.state) {
+		return target{}, &csta.Error{Code: csta.InvalidObjectState,
+			Message: fmt.Sprintf("call %d is %s", c.id, c.state)}
+	}
+	return target{ref: c.ref, id: c.id, state: c.state, remote: remoteURI(p, c)}, nil
+}
+
+// cleanDestination turns what a CTI client wrote into something to dial:
+// "tel:+49 30 123" → "+4930123", "sip:1002@<our domain>" → "1002"; a SIP URI
+// on another host is kept whole for the PBX to route.
+func cleanDestination(d, domain string) string {
+	d = strings.TrimSpace(d)
+	lower := strings.ToLower(d)
+	switch {
+	case strings.HasPrefix(lower, "tel:"):
+		d = d[4:]
+	case strings.HasPrefix(lower, "sip:"), strings.HasPrefix(lower, "sips:"), strings.Contains(d, "@"):
+		user := userPart(d)
+		at := strings.IndexByte(d, '@')
+		host := ""
+		if at >= 0 {
+			host = d[at+1:]
+			if i := strings.IndexAny(host, ";?>"); i >= 0 {
+				host = host[:i]
+			}
+			if h, _, ok := strings.Cut(host, ":"); ok {
+				host = h
+			}
+		}
+		if host == "" || strings.EqualFold(host, domain) {
+			d = user
+		} else if !strings.HasPrefix(lower, "sip") {
+			return "sip:" + d
+		} else {
+			return d
+		}
+	}
+	// Visual separators people paste from address books.
+	var b strings.Builder
+	for _, r := range d {
+		switch r {
+		case ' ', '-', '(', ')', '/', '.', '\t':
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// fromPBX maps an adapter error to the CSTA error a phone would answer.
+func fromPBX(err error) *csta.Error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, pbx.ErrNoSuchCall):
+		return &csta.Error{Code: csta.InvalidConnectionID, Message: msg}
+	case errors.Is(err, pbx.ErrInvalidState):
+		return &csta.Error{Code: csta.InvalidObjectState, Message: msg}
+	case errors.Is(err, pbx.ErrNotSupported):
+		return &csta.Error{Code: csta.RequestIncompatibleWithObject, Message: msg}
+	case errors.Is(err, pbx.ErrInvalidDestination):
+		return &csta.Error{Code: csta.InvalidCalledDeviceID, Message: msg}
+	case errors.Is(err, pbx.ErrDeviceUnreachable):
+		return &csta.Error{Code: csta.InvalidCallingDeviceID, Message: msg}
+	case errors.Is(err, pbx.ErrUnavailable):
+		return &csta.Error{Code: csta.ResourceOutOfService, Message: msg}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &csta.Error{Code: csta.ResourceBusy, Message: "the PBX did not answer in time"}
+	}
+	return &csta.Error{Code: csta.Generic, Message: msg}
+}
+
+func timeoutFault(err error) *csta.Error {
+	return &csta.Error{Code: csta.ResourceBusy, Message: "bridge busy: " + err.Error()}
+}
