@@ -78,7 +78,23 @@ func (s *actionSink) expect(t *testing.T, ext string, want ...string) []hit {
 	return hits
 }
 
-// quiet checks nothing else arrived for ext, after a round trip through the
+// next waits for the next action URL of ext whose event is ev, skipping others.
+func (s *actionSink) next(t *testing.T, ext, ev string) []hit {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case h := <-s.ch(ext):
+			if h.Event == ev {
+				return []hit{h}
+			}
+		case <-deadline:
+			t.Fatalf("ext %s: no action URL %q within %s", ext, ev, waitFor)
+		}
+	}
+}
+
+// none checks nothing else arrived for ext, after a round trip through the
 // switchboard has flushed everything queued before it.
 func (s *actionSink) none(t *testing.T, h *harness, ext string) {
 	t.Helper()

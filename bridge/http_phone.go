@@ -14,8 +14,8 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge/httpauth"
 )
 
-// maxCSTABody is the largest /csta body accepted; a phone's web server has
-// small buffers too, and no CSTA request comes near it.
+// maxCSTABody caps request bodies of the phone web paths; /csta uses the
+// codec's own limit (64 KiB: no CSTA request comes near it).
 const maxCSTABody = 64 << 10
 
 // extTable is the immutable view of the extensions the HTTP side routes by;
@@ -159,11 +159,11 @@ func (h *phoneHTTP) csta(w http.ResponseWriter, r *http.Request, e *extEntry) {
 		h.reject(w, http.StatusMethodNotAllowed, "only POST")
 		return
 	}
-	if r.ContentLength > maxCSTABody {
+	if r.ContentLength > csta.MaxBodySize {
 		h.reject(w, http.StatusRequestEntityTooLarge, "body over 64 KiB")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCSTABody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, csta.MaxBodySize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -176,14 +176,16 @@ func (h *phoneHTTP) csta(w http.ResponseWriter, r *http.Request, e *extEntry) {
 	start := time.Now()
 	req, derr := csta.Decode(body)
 	if derr != nil {
-		var cerr *csta.Error
-		if !errors.As(derr, &cerr) {
+		cerr, ok := derr.(*csta.Error)
+		if !ok {
 			cerr = &csta.Error{Code: csta.Generic, Message: derr.Error()}
 		}
 		h.log.Info("CSTA request refused", "ext", e.cfg.Name, "code", cerr.Code, "reason", cerr.Message)
 		h.m.csta("invalid", string(cerr.Code), time.Since(start))
-		h.recent.add(cstaRecord{At: start, Ext: e.cfg.Name, Service: "?", Result: string(cerr.Code) + ": " + cerr.Message})
-		writeXML(w, http.StatusInternalServerError, csta.EncodeFault(envelopeGuess(body), cerr))
+		h.recent.add(cstaRecord{At: start, Ext: e.cfg.Name, Service: string(req.Service), Result: string(cerr.Code) + ": " + cerr.Message})
+		// Decode reports whether the body was a SOAP envelope even when it
+		// fails, so a SOAP client gets a SOAP fault.
+		writeXML(w, http.StatusInternalServerError, csta.EncodeFault(req.Envelope, cerr))
 		return
 	}
 	// The CTI client may close its socket before the answer (a TAPI driver
@@ -203,16 +205,6 @@ func (h *phoneHTTP) csta(w http.ResponseWriter, r *http.Request, e *extEntry) {
 	h.recent.add(cstaRecord{At: start, Ext: e.cfg.Name, Service: string(req.Service), CallID: req.Conn.CallID,
 		Result: "ok", Took: time.Since(start)})
 	writeXML(w, http.StatusOK, csta.EncodeResponse(req, res))
-}
-
-// envelopeGuess decides the fault's shape for a body the decoder refused:
-// a SOAP client gets a SOAP fault.
-func envelopeGuess(body []byte) bool {
-	head := body
-	if len(head) > 512 {
-		head = head[:512]
-	}
-	return len(body) == 0 || strings.Contains(strings.ToLower(string(head)), "envelope")
 }
 
 // cstaRecord is one /csta request as shown on the status page.

@@ -8,6 +8,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,13 +29,12 @@ func (a *App) webCompat(w http.ResponseWriter, r *http.Request, e *extEntry, pat
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	// A form body is read by ParseForm; the query too (research/snom.md §3.1:
-	// one client POSTs command.htm). Keep raw values: $variables stay literal.
-	r.Body = http.MaxBytesReader(w, r.Body, maxCSTABody)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+	form, err := snomForm(r)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	r.Form = form
 	name := e.cfg.Name
 	switch path {
 	case "/index.htm":
@@ -44,6 +44,40 @@ func (a *App) webCompat(w http.ResponseWriter, r *http.Request, e *extEntry, pat
 	case "/command.htm":
 		a.webCommand(w, r, name, prefix)
 	}
+}
+
+// snomForm parses the query (and a form body: one client POSTs) the way the
+// phone does: only '&' separates pairs, so "key=1,100,100;2,100,100" is one
+// value (Go's url.ParseQuery refuses ';'), and '+' stays a plus, because
+// clients send numbers like +4930… with the '+' unescaped.
+func snomForm(r *http.Request) (url.Values, error) {
+	form := url.Values{}
+	add := func(raw string) {
+		for _, pair := range strings.Split(raw, "&") {
+			if pair == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(pair, "=")
+			form.Add(unescape(k), unescape(v))
+		}
+	}
+	add(r.URL.RawQuery)
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxCSTABody))
+		if err != nil {
+			return nil, err
+		}
+		add(string(b))
+	}
+	return form, nil
+}
+
+// unescape decodes %XX; a malformed escape is kept as written, as a phone would.
+func unescape(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 func writeHTML(w http.ResponseWriter, s string) {

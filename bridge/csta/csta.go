@@ -1,0 +1,107 @@
+// Package csta is the ECMA-323 (CSTA XML) codec of the Snom-compatible
+// /csta endpoint. It is pure: Decode turns a request body into a typed
+// Request, EncodeResponse and EncodeFault turn the outcome into the bytes a
+// Snom phone would send. It knows nothing about HTTP or the PBX.
+//
+// Decoding is as forgiving as a phone: the templates of Snom's CSTA page are
+// accepted byte for byte (including the missing space before xmlns:csta),
+// with or without a SOAP 1.1/1.2 envelope, with any prefix or a default
+// namespace, in any ECMA-323 namespace edition or none, elements matched on
+// their local names, ConnectionIDs as bare text or as callID/deviceID
+// children. Anything hostile (malformed XML, DTDs, deep nesting, oversized
+// values, bad encodings) is answered with an *Error, never a panic.
+//
+// Encoding follows the phone: a request that came in a SOAP envelope gets the
+// envelope of Snom's C code (ed4 namespace, CRLF line ends), a bare request
+// gets a bare ed5 document as Snom firmware 8.7 sends it.
+package csta
+
+// Service names a CSTA request by the local name of its element.
+type Service string
+
+// The services the bridge understands. The first eight are the ones Snom's
+// CSTA page lists; RequestSystemStatus is answered by Snom firmware >= 8.7
+// and costs nothing to support.
+const (
+	AnswerCall             Service = "AnswerCall"
+	ClearCall              Service = "ClearCall"
+	ClearConnection        Service = "ClearConnection"
+	HoldCall               Service = "HoldCall"
+	RetrieveCall           Service = "RetrieveCall"
+	SingleStepTransferCall Service = "SingleStepTransferCall"
+	TransferCall           Service = "TransferCall"
+	MakeCall               Service = "MakeCall"
+	RequestSystemStatus    Service = "RequestSystemStatus"
+)
+
+// ConnectionID is a CSTA connection as the client sent it. CallID is the
+// trimmed text of the callID child, or of the element itself when the client
+// used the bare-text form (<callToBeAnswered>-18</callToBeAnswered>); the
+// core parses it. DeviceID is the trimmed deviceID child, "" if absent.
+// At least one of the two is non-empty in a decoded request.
+type ConnectionID struct {
+	CallID   string
+	DeviceID string
+}
+
+// Request is a decoded CSTA request.
+type Request struct {
+	Service Service
+
+	// Envelope reports that the request came in a SOAP envelope; the reply
+	// must then be enveloped too. false means a bare CSTA body.
+	Envelope bool
+
+	// Namespace is the namespace URI of the request element ("" if none),
+	// for logging: the reply's namespace is fixed by the envelope style.
+	Namespace string
+
+	// Conn is the one ConnectionID of AnswerCall (callToBeAnswered),
+	// ClearCall (callToBeCleared), ClearConnection (connectionToBeCleared),
+	// HoldCall (callToBeHeld), RetrieveCall (callToBeRetrieved) and
+	// SingleStepTransferCall (activeCall).
+	Conn ConnectionID
+
+	// Held and Active are TransferCall's heldCall and activeCall.
+	Held, Active ConnectionID
+
+	// CallingDevice and Called are MakeCall's callingDevice and
+	// calledDirectoryNumber. An empty CallingDevice is valid: it means the
+	// phone's active identity, i.e. the extension itself.
+	CallingDevice, Called string
+
+	// TransferredTo is SingleStepTransferCall's transferredTo.
+	TransferredTo string
+
+	// AutoOriginate is MakeCall's autoOriginate: "prompt", "doNotPrompt",
+	// or "" when absent (ECMA-323's default is prompt).
+	AutoOriginate string
+}
+
+// Result is the content of a positive response; its zero value is the empty
+// response every service but MakeCall and the two transfers gets.
+type Result struct {
+	// CallingDevice is MakeCallResponse's callingDevice: the new call as
+	// seen at the calling device.
+	CallingDevice *ConnectionID
+
+	// TransferredCall is the transferredCall of SingleStepTransferCallResponse
+	// and TransferCallResponse.
+	TransferredCall *ConnectionID
+
+	// SystemStatus is RequestSystemStatusResponse's systemStatus; "" is sent
+	// as "normal", the only value a phone ever reports.
+	SystemStatus string
+}
+
+// MaxBodySize is the largest request body Decode accepts. It matches what a
+// phone's web server takes; the HTTP layer should cap reads at the same size.
+const MaxBodySize = 64 << 10
+
+// Limits that keep hostile input cheap. maxDepth counts element nesting from
+// the document element (a SOAP request needs 4); maxValueLen bounds the text
+// of one value the decoder keeps (call ids, SIP URIs, numbers).
+const (
+	maxDepth    = 64
+	maxValueLen = 1024
+)
