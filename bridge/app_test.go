@@ -1,0 +1,150 @@
+package bridge
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+func (h *harness) rewriteConfig(f func(string) string) {
+	h.t.Helper()
+	path := filepath.Join(h.dir, "config.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(f(string(b))), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	h := start(t, nil)
+	h.offer("1001", "live", "555")
+	h.sink.expect(t, "1001", "incoming:-1")
+	h.ok("1001", "AnswerCall", conn("callToBeAnswered", -1))
+	h.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	// A broken file keeps the old configuration, and is counted.
+	h.rewriteConfig(func(s string) string { return s + "bogus_key: 1\n" })
+	if err := h.app.Reload(); err == nil || !strings.Contains(err.Error(), "bogus_key") {
+		t.Fatalf("bad reload: %v", err)
+	}
+	if got := testutil.ToFloat64(h.app.m.reloadFailures); got != 1 {
+		t.Errorf("reload failures = %v", got)
+	}
+	if got := testutil.ToFloat64(h.app.m.reloadOK); got != 0 {
+		t.Errorf("last_reload_successful = %v", got)
+	}
+
+	// Add 1004, drop 1003: the live call on 1001 keeps its csta_id.
+	h.rewriteConfig(func(s string) string {
+		s = strings.TrimSuffix(s, "bogus_key: 1\n")
+		i := strings.Index(s, "  \"1003\":")
+		return s[:i] + "  \"1004\":\n    display_name: Dave\n"
+	})
+	if err := h.app.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(h.app.m.reloadOK); got != 1 {
+		t.Errorf("last_reload_successful = %v", got)
+	}
+	h.sink.expect(t, "1004", "setup")
+	if code, _ := h.post("/1003/csta", soap("AnswerCall", conn("callToBeAnswered", -1)), nil); code != http.StatusNotFound {
+		t.Errorf("removed extension answers %d", code)
+	}
+	h.ok("1001", "HoldCall", conn("callToBeHeld", -1))
+	h.sink.expect(t, "1001", "hold:-1")
+	names := map[string]bool{}
+	h.pbx.mu.Lock()
+	for _, e := range h.pbx.exts {
+		names[e.Name] = true
+	}
+	h.pbx.mu.Unlock()
+	if !names["1004"] || names["1003"] {
+		t.Errorf("adapter extensions after reload: %v", names)
+	}
+}
+
+func TestSyncAfterReconnect(t *testing.T) {
+	h := start(t, nil)
+	h.offer("1001", "stay", "555")
+	h.offer("1001", "gone", "556")
+	h.sink.expect(t, "1001", "incoming:-1", "incoming:-2")
+	h.pbx.emit(pbx.Event{Kind: pbx.EventLink, Up: false, Reason: "test"})
+	h.flush()
+	if h.app.Ready() {
+		t.Fatal("ready while the PBX link is down")
+	}
+	// After the reconnect: "stay" was answered meanwhile, "gone" vanished, and
+	// "restored" carries a csta_id a previous bridge run gave it.
+	h.pbx.emit(pbx.Event{Kind: pbx.EventLink, Up: true})
+	h.pbx.emit(pbx.Event{Kind: pbx.EventSync, Calls: []pbx.CallInfo{
+		{Call: pbx.CallRef{Ext: "1001", ID: "stay"}, State: pbx.StateConnected, Direction: pbx.Incoming},
+		{Call: pbx.CallRef{Ext: "1001", ID: "restored"}, State: pbx.StateConnected, Direction: pbx.Incoming, CSTAID: -7},
+		{Call: pbx.CallRef{Ext: "1001", ID: "new"}, State: pbx.StateAlerting, Direction: pbx.Incoming},
+	}})
+	h.sink.expect(t, "1001", "offhook", "connected:-1", "incoming:-8", "missed:-2")
+	h.waitReady()
+	if got := testutil.ToFloat64(h.app.m.pbxReconnects); got != 1 {
+		t.Errorf("reconnects = %v", got)
+	}
+	// The restored call answers to its old id.
+	h.ok("1001", "HoldCall", conn("callToBeHeld", -7))
+	h.sink.expect(t, "1001", "hold:-7")
+}
+
+func TestMetricsLintAndStatusPage(t *testing.T) {
+	h := start(t, nil)
+	h.offer("1001", "c1", "030123")
+	h.sink.expect(t, "1001", "incoming:-1")
+	h.ok("1001", "AnswerCall", conn("callToBeAnswered", -1))
+	h.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	resp, err := http.Get("http://" + h.app.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.New(resp.Body).Lint()
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if got := testutil.ToFloat64(h.app.m.cstaRequests.WithLabelValues("AnswerCall", "ok")); got != 1 {
+		t.Errorf("AnswerCall ok = %v", got)
+	}
+
+	for path, want := range map[string]int{"/-/healthy": 200, "/-/ready": 200} {
+		resp, err := http.Get("http://" + h.app.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s = %d", path, resp.StatusCode)
+		}
+	}
+	resp, err = http.Get("http://" + h.app.AdminAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	for _, want := range []string{`http-equiv="refresh"`, "<td>1001</td><td>Alice</td>", "<td>-1</td><td>connected</td><td>in</td><td>sip:030123@pbx.test</td>",
+		"AnswerCall", "action_connected_url", "connected"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+}
