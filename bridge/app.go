@@ -18,6 +18,7 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge/actionurl"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/httpauth"
+	"github.com/csta-bridge/csta-bridge/bridge/internal/sdnotify"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,7 +33,8 @@ type Options struct {
 	NewPBX   func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error)
 	Registry *prometheus.Registry // nil: a new one
 	Version  string
-	// Notify reports lifecycle states to the service manager (sd_notify); may be nil.
+	// Notify reports lifecycle states to the service manager; nil means
+	// sd_notify to $NOTIFY_SOCKET (a no-op outside systemd).
 	Notify func(state string)
 	// StopTimeout bounds Stop when the caller's context has no deadline.
 	StopTimeout time.Duration
@@ -90,7 +92,7 @@ func New(opts Options) (*App, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	if opts.Notify == nil {
-		opts.Notify = func(string) {}
+		opts.Notify = systemdNotify(opts.Logger)
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 15 * time.Second
@@ -132,6 +134,22 @@ func (a *App) restoreSettings() {
 	for name, p := range a.sb.phones {
 		if p.runtime == nil {
 			p.runtime = a.storedFor(name)
+		}
+	}
+}
+
+// systemdNotify reports to systemd (Type=notify); RELOADING=1 goes with
+// MONOTONIC_USEC as Type=notify-reload requires.
+func systemdNotify(log *slog.Logger) func(string) {
+	return func(state string) {
+		var err error
+		if state == "RELOADING=1" {
+			_, err = sdnotify.Reloading()
+		} else {
+			_, err = sdnotify.Notify(state)
+		}
+		if err != nil {
+			log.Warn("sd_notify failed", "state", state, "err", err)
 		}
 	}
 }

@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -147,4 +149,74 @@ func TestMetricsLintAndStatusPage(t *testing.T) {
 			t.Errorf("status page lacks %q", want)
 		}
 	}
+}
+
+// An extension with its own listen address is "the phone's IP": plain /csta
+// there means that extension, and its action URLs leave from that IP.
+func TestOwnListener(t *testing.T) {
+	h := start(t, map[string]string{"1001": "    listen: \"127.0.0.2:0\"\n"})
+	addr := h.app.ExtensionAddr("1001")
+	if !strings.HasPrefix(addr, "127.0.0.2:") {
+		t.Fatalf("own listener at %q", addr)
+	}
+	h.offer("1001", "c1", "555")
+	hit := h.sink.expect(t, "1001", "incoming:-1")[0]
+	if !strings.HasPrefix(hit.From, "127.0.0.2:") {
+		t.Errorf("action URL came from %s, want 127.0.0.2", hit.From)
+	}
+	resp, err := http.Post("http://"+addr+"/csta", "text/xml", strings.NewReader(soap("AnswerCall", conn("callToBeAnswered", -1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("AnswerCall on the own listener: %d", resp.StatusCode)
+	}
+	h.sink.expect(t, "1001", "offhook", "connected:-1")
+}
+
+// Under systemd (Type=notify) the bridge reports READY=1 once its listeners
+// are bound, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a reload.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	msgs := make(chan string, 32)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	next := func(prefix string) string {
+		t.Helper()
+		deadline := time.After(waitFor)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.HasPrefix(m, prefix) {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %q notification", prefix)
+			}
+		}
+	}
+	h := start(t, nil)
+	next("READY=1")
+	if err := h.app.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if m := next("RELOADING=1"); !strings.Contains(m, "MONOTONIC_USEC=") {
+		t.Errorf("reload notification %q lacks MONOTONIC_USEC", m)
+	}
+	next("READY=1")
 }
