@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,6 +77,7 @@ defaults:
 	addrs := make(chan map[string]string, 1)
 	connected := make(chan struct{})
 	linkUp := connected
+	reloads := make(chan string, 4) // "config reloaded" / "config reload failed" lines
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
@@ -90,6 +92,9 @@ defaults:
 			}
 			if m := re.FindStringSubmatch(line); m != nil {
 				found[m[1]] = m[2]
+			}
+			if strings.Contains(line, `msg="config reload`) {
+				reloads <- line
 			}
 			if connected != nil && strings.Contains(line, `msg="PBX connected"`) {
 				close(connected)
@@ -107,7 +112,7 @@ defaults:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the bridge did not report its listeners")
 	}
-	e := &e2e{t: t, shared: "http://" + a["shared"], admin: "http://" + a["admin"], sink: sink}
+	e := &e2e{t: t, cmd: cmd, shared: "http://" + a["shared"], admin: "http://" + a["admin"], sink: sink}
 	select { // the bridge logs the PBX link before /-/ready turns OK
 	case <-linkUp:
 	case <-time.After(30 * time.Second):
@@ -172,8 +177,23 @@ defaults:
 	sink.expect(t, "1001", "missed:-4")
 	e.csta("1001", "ClearConnection", "<csta:connectionToBeCleared>-4</csta:connectionToBeCleared>", "invalidConnectionID")
 
-	// 5. SIGTERM: a clean exit.
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	// 5. SIGHUP reloads: a broken file is refused and the bridge keeps
+	// serving; a good one adds extension 1003 without touching the rest.
+	if err := os.WriteFile(cfgPath, []byte(cfg+"  \"1003\": {display_name: Carol, bogus: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.hup(reloads, "config reload failed")
+	if err := os.WriteFile(cfgPath, []byte(cfg+"  \"1003\": {display_name: Carol}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.hup(reloads, "config reloaded")
+	e.simCall("+4930558", "1003")
+	sink.expect(t, "1003", "incoming:-1")
+	e.csta("1003", "AnswerCall", "<csta:callToBeAnswered>-1</csta:callToBeAnswered>", "")
+	sink.expect(t, "1003", "offhook", "connected:-1")
+
+	// 6. SIGTERM: a clean exit.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	<-logDone
@@ -184,8 +204,25 @@ defaults:
 
 type e2e struct {
 	t             *testing.T
+	cmd           *exec.Cmd
 	shared, admin string
 	sink          *sink
+}
+
+// hup sends SIGHUP and waits for the reload's log line.
+func (e *e2e) hup(reloads chan string, want string) {
+	e.t.Helper()
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		e.t.Fatal(err)
+	}
+	select {
+	case line := <-reloads:
+		if !strings.Contains(line, want) {
+			e.t.Fatalf("after SIGHUP: %s, want %q", line, want)
+		}
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("no reload log line after SIGHUP")
+	}
 }
 
 type simCall struct {
@@ -324,4 +361,33 @@ func (s *sink) expect(t *testing.T, ext string, want ...string) []url.Values {
 		}
 	}
 	return out
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"-version"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if v := out.String(); !strings.HasPrefix(v, "csta-bridge ") || !strings.Contains(v, "go1.") {
+		t.Errorf("-version printed %q", v)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"-check-config", "-config", "../../configs/example.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("example config: exit %d: %s", code, errOut.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("pbx: {type: sim}\nextensions:\n  \"1001\": {http_schem: digest}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-check-config", "-config", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("bad config: exit %d", code)
+	}
+	if msg := errOut.String(); !strings.Contains(msg, "bad.yaml:3") || !strings.Contains(msg, "http_schem") {
+		t.Errorf("error does not name file, line and key: %q", msg)
+	}
 }
