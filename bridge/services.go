@@ -50,47 +50,12 @@ type target struct {
 func (s *services) serve(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	if svc, ok := connServices[req.Service]; ok {
+		return s.single(ctx, ext, req.Conn, svc)
+	}
 	switch req.Service {
 	case csta.RequestSystemStatus:
 		return csta.Result{SystemStatus: "normal"}, nil
-	case csta.AnswerCall:
-		return s.single(ctx, ext, req.Conn, states(pbx.StateAlerting), func(ctx context.Context, p pbx.PBX, t target) error {
-			return p.Answer(ctx, t.ref)
-		}, func(t target) []pbx.Event {
-			return []pbx.Event{{Kind: pbx.EventConnected, Call: t.ref}}
-		})
-	case csta.HoldCall:
-		return s.single(ctx, ext, req.Conn, states(pbx.StateConnected), func(ctx context.Context, p pbx.PBX, t target) error {
-			return p.Hold(ctx, t.ref)
-		}, func(t target) []pbx.Event {
-			return []pbx.Event{{Kind: pbx.EventHeld, Call: t.ref}}
-		})
-	case csta.RetrieveCall:
-		return s.single(ctx, ext, req.Conn, states(pbx.StateHeld), func(ctx context.Context, p pbx.PBX, t target) error {
-			return p.Retrieve(ctx, t.ref)
-		}, func(t target) []pbx.Event {
-			return []pbx.Event{{Kind: pbx.EventRetrieved, Call: t.ref}}
-		})
-	case csta.ClearConnection:
-		return s.single(ctx, ext, req.Conn, anyState, func(ctx context.Context, p pbx.PBX, t target) error {
-			return p.ClearConnection(ctx, t.ref)
-		}, func(t target) []pbx.Event {
-			cause := pbx.CauseNormal
-			if t.state == pbx.StateAlerting {
-				cause = pbx.CauseRejected
-			}
-			return []pbx.Event{{Kind: pbx.EventCleared, Call: t.ref, Cause: cause}}
-		})
-	case csta.ClearCall:
-		return s.single(ctx, ext, req.Conn, anyState, func(ctx context.Context, p pbx.PBX, t target) error {
-			return p.ClearCall(ctx, t.ref)
-		}, func(t target) []pbx.Event {
-			cause := pbx.CauseNormal
-			if t.state == pbx.StateAlerting {
-				cause = pbx.CauseRejected
-			}
-			return []pbx.Event{{Kind: pbx.EventCleared, Call: t.ref, Cause: cause}}
-		})
 	case csta.SingleStepTransferCall:
 		return s.singleStepTransfer(ctx, ext, req)
 	case csta.TransferCall:
@@ -99,6 +64,35 @@ func (s *services) serve(ctx context.Context, ext string, req *csta.Request) (cs
 		return s.makeCall(ctx, ext, req)
 	}
 	return csta.Result{}, &csta.Error{Code: csta.ServiceNotSupported, Message: "service " + string(req.Service) + " is not supported"}
+}
+
+// connService is a service on one connection: which states it accepts, the
+// adapter command, and the event its success amounts to.
+type connService struct {
+	states  stateSet
+	command func(pbx.PBX, context.Context, pbx.CallRef) error
+	result  func(target) pbx.Event
+}
+
+var connServices = map[csta.Service]connService{
+	csta.AnswerCall:      {states(pbx.StateAlerting), pbx.PBX.Answer, becomes(pbx.EventConnected)},
+	csta.HoldCall:        {states(pbx.StateConnected), pbx.PBX.Hold, becomes(pbx.EventHeld)},
+	csta.RetrieveCall:    {states(pbx.StateHeld), pbx.PBX.Retrieve, becomes(pbx.EventRetrieved)},
+	csta.ClearConnection: {anyState, pbx.PBX.ClearConnection, cleared},
+	csta.ClearCall:       {anyState, pbx.PBX.ClearCall, cleared},
+}
+
+func becomes(kind pbx.EventKind) func(target) pbx.Event {
+	return func(t target) pbx.Event { return pbx.Event{Kind: kind, Call: t.ref} }
+}
+
+// cleared: releasing a ringing call is a rejection, not a missed call.
+func cleared(t target) pbx.Event {
+	cause := pbx.CauseNormal
+	if t.state == pbx.StateAlerting {
+		cause = pbx.CauseRejected
+	}
+	return pbx.Event{Kind: pbx.EventCleared, Call: t.ref, Cause: cause}
 }
 
 type stateSet func(pbx.State) bool
@@ -117,17 +111,15 @@ func states(ok ...pbx.State) stateSet {
 func anyState(pbx.State) bool { return true }
 
 // single runs a service on one connection: resolve, check state, command, commit.
-func (s *services) single(ctx context.Context, ext string, conn csta.ConnectionID, ok stateSet,
-	command func(context.Context, pbx.PBX, target) error, result func(target) []pbx.Event) (csta.Result, *csta.Error) {
-	t, cerr := s.resolve(ctx, ext, conn, ok)
+func (s *services) single(ctx context.Context, ext string, conn csta.ConnectionID, svc connService) (csta.Result, *csta.Error) {
+	t, cerr := s.resolve(ctx, ext, conn, svc.states)
 	if cerr != nil {
 		return csta.Result{}, cerr
 	}
-	p := s.pbx()
-	if err := command(ctx, p, t); err != nil {
+	if err := svc.command(s.pbx(), ctx, t.ref); err != nil {
 		return csta.Result{}, fromPBX(err)
 	}
-	s.commit(ctx, result(t)...)
+	s.commit(ctx, svc.result(t))
 	return csta.Result{}, nil
 }
 
