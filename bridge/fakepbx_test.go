@@ -110,3 +110,7 @@ func (f *fakePBX) TagCall(ctx context.Context, c pbx.CallRef, id int) error {
 	f.mu.Unlock()
 	return nil
 }
+
+func (f *fakePBX) SendDTMF(ctx context.Context, c pbx.CallRef, digits string) error {
+	return f.command(ctx, "SendDTMF", c.String()+" "+digits)
+}

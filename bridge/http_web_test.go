@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,4 +222,57 @@ func TestKeyPresses(t *testing.T) {
 		t.Fatalf("ONHOOK did %q", c)
 	}
 	h.sink.none(t, h, "1001")
+}
+
+// TestSettingsClientsWithCurl replays two more public clients with the real
+// curl: the dockerised contact lookup (curl -G --data-urlencode, research/
+// snom.md §4 #10) and the Python client that POSTs settings.htm with Digest
+// (§4 #3).
+func TestSettingsClientsWithCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed (.ci/run installs it)")
+	}
+	h := start(t, nil)
+	base := "http://" + h.app.SharedAddr()
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(curl, append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}"}, args...)...).CombinedOutput()
+		if err != nil || string(out) != "200" {
+			t.Fatalf("curl %v: %v %s", args, err, out)
+		}
+	}
+	run("-G", "--data-urlencode", "settings=save",
+		"--data-urlencode", "action_incoming_url="+h.sink.srv.URL+"/lookup?ext=$active_user&number=$remote",
+		base+"/1001/dummy.htm")
+	run("--digest", "-u", "carol:pw", "-X", "POST",
+		"--data", "settings=save&action_connected_url="+url.QueryEscape(h.sink.srv.URL+"/conn?ext=$active_user&csta_id=$csta_id")+"&store_settings=save",
+		base+"/1003/settings.htm")
+
+	h.offer("1001", "a", "+4930777")
+	if q := h.sink.next(t, "1001", "lookup")[0].Query; q.Get("number") != "sip:+4930777@pbx.test" {
+		t.Errorf("lookup query %v", q)
+	}
+	h.offer("1003", "c", "555")
+	h.sink.next(t, "1003", "incoming")
+	run("--digest", "-u", "carol:pw", base+"/1003/command.htm?key=ENTER")
+	if q := h.sink.next(t, "1003", "conn")[0].Query; q.Get("csta_id") != "-1" {
+		t.Errorf("connected query %v", q)
+	}
+}
+
+func TestKeyDTMF(t *testing.T) {
+	h := start(t, nil)
+	h.offer("1001", "a", "555")
+	h.get("/1001/command.htm?key=ENTER", nil)
+	h.sink.expect(t, "1001", "incoming:-1", "offhook", "connected:-1")
+	h.get("/1001/command.htm?key_dtmf=12%23", nil)
+	if c := h.lastCommand(); c != "SendDTMF 1001/a 12#" {
+		t.Fatalf("key_dtmf did %q", c)
+	}
+	// Digit keys during a connected call are DTMF too, as on the phone.
+	h.get("/1001/command.htm?key=5", nil)
+	if c := h.lastCommand(); c != "SendDTMF 1001/a 5" {
+		t.Fatalf("key=5 did %q", c)
+	}
 }
