@@ -139,13 +139,18 @@ func (s *services) resolve(ctx context.Context, ext string, conn csta.Connection
 // commit applies the outcome of a successful command as PBX events. It runs
 // even when the CTI client has gone: the PBX already did it.
 func (s *services) commit(ctx context.Context, evs ...pbx.Event) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
-	_ = s.sb.do(ctx, func() {
+	s.afterCommand(ctx, func() {
 		for _, ev := range evs {
 			s.sb.apply(ev)
 		}
 	})
+}
+
+// afterCommand runs f on the switchboard even when the CTI client has gone.
+func (s *services) afterCommand(ctx context.Context, f func()) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	_ = s.sb.do(ctx, f)
 }
 
 func (s *services) singleStepTransfer(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
@@ -248,7 +253,13 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 		s.commit(ctx, pbx.Event{Kind: pbx.EventCleared, Call: c.ref})
 		return csta.Result{}, fromPBX(err)
 	}
-	s.commit(ctx, pbx.Event{Kind: pbx.EventOriginated, Call: c.ref, Remote: pbx.Party{Number: dest}})
+	s.afterCommand(ctx, func() {
+		// The PBX may already have reported the call, or its end (a quick
+		// busy): only a call still waiting for this answer is announced now.
+		if p := s.sb.phones[ext]; p != nil && p.byRef[c.ref.ID] == c && c.pending {
+			s.sb.apply(pbx.Event{Kind: pbx.EventOriginated, Call: c.ref, Remote: pbx.Party{Number: dest}})
+		}
+	})
 	return csta.Result{CallingDevice: &csta.ConnectionID{CallID: strconv.Itoa(c.id), DeviceID: device}}, nil
 }
 

@@ -279,3 +279,33 @@ func TestAllowList(t *testing.T) {
 		t.Errorf("from 127.0.0.1 = %d, want 403", code)
 	}
 }
+
+// A MakeCall whose call ends (busy) before the PBX's answer arrives must not
+// leave a phantom call behind.
+func TestMakeCallEndsBeforeReply(t *testing.T) {
+	h := start(t, nil)
+	release := make(chan struct{})
+	h.pbx.mu.Lock()
+	h.pbx.block = release
+	h.pbx.mu.Unlock()
+	done := make(chan string)
+	go func() {
+		_, body := h.post("/1001/csta", soap("MakeCall", "<csta:callingDevice></csta:callingDevice><csta:calledDirectoryNumber>1002</csta:calledDirectoryNumber>"), nil)
+		done <- body
+	}()
+	<-h.pbx.entered
+	ref := mcRef(t, h, "1001", 1)
+	h.pbx.emit(pbx.Event{Kind: pbx.EventCleared, Call: ref, Cause: pbx.CauseBusy})
+	h.flush()
+	close(release)
+	if body := <-done; !strings.Contains(body, "<csta:callID>1</csta:callID>") {
+		t.Fatalf("MakeCall reply %s", body)
+	}
+	h.flush()
+	var n int
+	h.app.sb.do(context.Background(), func() { n = len(h.app.sb.phones["1001"].calls) })
+	if n != 0 {
+		t.Fatalf("%d calls left on 1001", n)
+	}
+	h.sink.none(t, h, "1001")
+}
