@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -13,9 +14,12 @@ import (
 // that knows every adapter.
 func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 	switch cfg.PBX.Type {
-	case "sim":
+	case config.TypeSim:
 		return sim.New(sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter, NeverAnswer: cfg.PBX.Sim.NeverAnswer,
 			Logger: log}), nil
+	case config.TypeESL:
+		return esl.New(esl.Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password,
+			Context: cfg.PBX.ESL.Context, Logger: log})
 	}
 	return nil, fmt.Errorf("pbx.type %q is not built into this binary", cfg.PBX.Type)
 }

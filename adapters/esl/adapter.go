@@ -1,0 +1,252 @@
+package esl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/percipia/eslgo"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+)
+
+// Adapter is the FreeSWITCH implementation of pbx.PBX.
+type Adapter struct {
+	opts  Options
+	log   *slog.Logger
+	state *callState
+	jobs  *jobTable
+	out   *outQueue
+
+	running atomic.Bool
+	sess    atomic.Pointer[session]
+	wg      sync.WaitGroup // per-session goroutines
+}
+
+var (
+	_ pbx.PBX        = (*Adapter)(nil)
+	_ pbx.Tagger     = (*Adapter)(nil)
+	_ pbx.DTMFSender = (*Adapter)(nil)
+)
+
+// New validates the options; it does no I/O.
+func New(opts Options) (*Adapter, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	out := newOutQueue()
+	log := opts.Logger.With("pbx", "esl")
+	return &Adapter{
+		opts:  opts,
+		log:   log,
+		state: newCallState(log, out),
+		jobs:  newJobTable(),
+		out:   out,
+	}, nil
+}
+
+// Ready reports whether the adapter is connected to FreeSWITCH now.
+func (a *Adapter) Ready() bool { return a.sess.Load() != nil }
+
+// SetExtensions replaces the set of mapped extensions; it does not block.
+func (a *Adapter) SetExtensions(exts []pbx.Extension) {
+	clean := make([]pbx.Extension, 0, len(exts))
+	for _, x := range exts {
+		if err := checkEndpoint(x.Endpoint); err != nil {
+			a.log.Error("extension not mapped", "ext", x.Name, "err", err)
+			continue
+		}
+		if _, err := autoAnswerVars(x.AutoAnswerHeaders); err != nil {
+			// Answer by re-originate and MakeCall with auto-answer will fail
+			// for this extension with a clear error.
+			a.log.Error("auto answer headers unusable", "ext", x.Name, "err", err)
+		}
+		clean = append(clean, x)
+	}
+	a.state.setExtensions(clean)
+}
+
+// Run connects to FreeSWITCH and delivers events until ctx is done.
+func (a *Adapter) Run(ctx context.Context, events chan<- pbx.Event) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("esl: Run called twice")
+	}
+	defer a.running.Store(false)
+
+	fwdDone := make(chan struct{})
+	go func() {
+		defer close(fwdDone)
+		a.out.run(ctx, events)
+	}()
+
+	reported := false // a link down was reported since the last link up
+	attempt := 0
+	for ctx.Err() == nil {
+		s, err := a.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			a.log.Warn("cannot connect to FreeSWITCH", "addr", a.opts.Address, "err", err)
+			if !reported {
+				a.out.push(pbx.Event{Kind: pbx.EventLink, Up: false, Reason: err.Error()})
+				reported = true
+			}
+		} else {
+			began := time.Now()
+			served, cause := a.serve(s)
+			if ctx.Err() != nil {
+				break
+			}
+			switch {
+			case served:
+				if time.Since(began) > a.opts.MaxBackoff {
+					attempt = 0 // a session that lasted; a flapping one keeps backing off
+				}
+				a.log.Warn("FreeSWITCH connection lost", "addr", a.opts.Address, "err", cause)
+				a.out.push(pbx.Event{Kind: pbx.EventLink, Up: false, Reason: cause.Error()})
+				reported = true
+			case !reported:
+				a.log.Warn("cannot resync with FreeSWITCH", "addr", a.opts.Address, "err", cause)
+				a.out.push(pbx.Event{Kind: pbx.EventLink, Up: false, Reason: cause.Error()})
+				reported = true
+			default:
+				a.log.Warn("cannot resync with FreeSWITCH", "addr", a.opts.Address, "err", cause)
+			}
+		}
+		d := backoff(a.opts.MinBackoff, a.opts.MaxBackoff, attempt)
+		attempt++
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	<-fwdDone
+	return ctx.Err()
+}
+
+// backoff is capped exponential backoff with jitter (between half and all
+// of the nominal delay), so many bridges do not reconnect in step.
+func backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo
+	for i := 0; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	if d > hi {
+		d = hi
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+// connect opens the event and command connections of a new session.
+func (a *Adapter) connect(ctx context.Context) (*session, error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	s := &session{ctx: sctx, cancel: cancel, a: a, rx: newReorderer(a.opts.ReorderWindow)}
+	gone := func() { cancel(errors.New("FreeSWITCH closed the connection (disconnect notice)")) }
+
+	ev, err := a.dial(sctx, gone)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("event connection: %w", err)
+	}
+	s.events = ev
+	ev.RegisterEventListener(eslgo.EventListenAll, func(e *eslgo.Event) {
+		ce := decodeEvent(e.Headers, e.Body)
+		switch ce.Name {
+		case "BACKGROUND_JOB":
+			a.jobs.complete(ce.JobUUID, ce.Body)
+		case "HEARTBEAT", "":
+		default:
+			s.rx.push(ce)
+		}
+	})
+	r, err := s.send(sctx, ev, rawCommand(subscription))
+	if err == nil && !r.IsOk() {
+		err = fmt.Errorf("FreeSWITCH answered %q", r.GetReply())
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("event subscription: %w", err)
+	}
+	cmds, err := a.dial(sctx, gone)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("command connection: %w", err)
+	}
+	s.cmds = cmds
+	return s, nil
+}
+
+// serve runs a connected session until it fails; it returns whether the
+// link was reported up and why the session ended.
+func (a *Adapter) serve(s *session) (bool, error) {
+	defer a.wg.Wait()
+	defer s.close()
+	ordered := make(chan chEvent, 64)
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); s.rx.run(s.ctx, ordered) }()
+	go func() { defer a.wg.Done(); a.watchdog(s) }()
+
+	dumps, err := a.channels(s)
+	if err != nil {
+		s.fail(fmt.Errorf("resync: %w", err))
+		return false, context.Cause(s.ctx)
+	}
+	a.sess.Store(s)
+	defer a.sess.Store(nil)
+	a.log.Info("connected to FreeSWITCH", "addr", a.opts.Address)
+	a.out.push(pbx.Event{Kind: pbx.EventLink, Up: true})
+	// Events that arrived during the listing wait in the reorderer and are
+	// applied on top of the snapshot; the state machine ignores repeats.
+	a.state.applySync(dumps)
+	for {
+		select {
+		case ev := <-ordered:
+			a.state.handle(ev)
+		case <-s.ctx.Done():
+			return true, context.Cause(s.ctx)
+		}
+	}
+}
+
+// watchdog probes both connections; eslgo does not notice a connection
+// that dies without a disconnect notice.
+func (a *Adapter) watchdog(s *session) {
+	t := time.NewTicker(a.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, c := range []*eslgo.Conn{s.events, s.cmds} {
+			if _, err := s.apiOn(s.ctx, c, "status", ""); err != nil {
+				if errors.Is(err, pbx.ErrUnavailable) {
+					s.fail(fmt.Errorf("liveness probe: %w", err))
+				}
+				return
+			}
+		}
+	}
+}
+
+// session returns the live session or errLinkDown.
+func (a *Adapter) session() (*session, error) {
+	if s := a.sess.Load(); s != nil && s.ctx.Err() == nil {
+		return s, nil
+	}
+	return nil, errLinkDown
+}

@@ -1,0 +1,555 @@
+package esl
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+)
+
+// leg is one channel of a mapped extension: the extension's connection.
+type leg struct {
+	uuid   string
+	ext    string        // extension name
+	id     string        // CallRef.ID, stable across an answer swap and reconnects
+	dir    pbx.Direction // Incoming: FreeSWITCH calls the device; Outgoing: the device calls
+	other  string        // partner channel uuid, when known
+	remote pbx.Party
+	sipID  string
+	cstaID int
+	talk   bool // the phone takes BroadSoft talk/hold NOTIFYs (an *allow_events variable)
+
+	makeCall bool // device leg of MakeCall: Originated on answer, Connected on bridge
+	swapLeg  bool // auto-answer leg that replaces a ringing one: no Offered
+	swapped  bool // replaced by a swap leg: its end is not reported
+
+	answered, connected, held bool
+
+	rejected     bool             // ClearConnection while alerting
+	xfer         bool             // the bridge transferred it (reported when it ends)
+	xferKind     pbx.TransferKind // of the bridge's transfer
+	xferReported bool             // Transferred was sent
+	ended        bool
+
+	bridgeHoldUntil time.Time // a hold change before this was requested by the bridge
+	expected        time.Time // when the bridge originated it (expect table)
+}
+
+func (l *leg) ref() pbx.CallRef { return pbx.CallRef{Ext: l.ext, ID: l.id} }
+
+// signal is something a command waits for on a channel.
+type signal uint8
+
+const (
+	sigCreated signal = iota + 1
+	sigAnswered
+	sigHeld
+	sigRetrieved
+	sigUnbridged
+	sigGone
+)
+
+type waiter struct {
+	uuid string
+	sigs []signal
+	ch   chan signal
+}
+
+// callState is the call state machine: it turns ordered channel events into
+// pbx.Events and keeps what the commands need (which channel is which
+// connection, partners, phone capabilities).
+type callState struct {
+	log *slog.Logger
+	out *outQueue
+	now func() time.Time
+
+	mu      sync.Mutex
+	exts    map[string]pbx.Extension // by name
+	users   map[string]string        // device user → extension name
+	legs    map[string]*leg          // by channel uuid
+	refs    map[pbx.CallRef]string   // connection → current channel uuid
+	expect  map[string]*leg          // channels we originate, before FreeSWITCH reports them
+	gone    map[string]time.Time     // channels whose end was handled; late events are ignored
+	waiters map[string][]*waiter
+	devices map[string]bool // extension → registered, as last reported
+}
+
+func newCallState(log *slog.Logger, out *outQueue) *callState {
+	return &callState{
+		log: log, out: out, now: time.Now,
+		exts: map[string]pbx.Extension{}, users: map[string]string{},
+		legs: map[string]*leg{}, refs: map[pbx.CallRef]string{}, expect: map[string]*leg{},
+		gone: map[string]time.Time{}, waiters: map[string][]*waiter{}, devices: map[string]bool{},
+	}
+}
+
+// deviceUser is the key a channel of the extension's device is found by:
+// the user of "user/1001", "user/1001@domain" or "sofia/internal/1001".
+func deviceUser(x pbx.Extension) string {
+	if u := userPart(x.Endpoint); u != "" {
+		return u
+	}
+	return x.Name
+}
+
+func (s *callState) setExtensions(exts []pbx.Extension) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exts = make(map[string]pbx.Extension, len(exts))
+	s.users = make(map[string]string, len(exts))
+	for _, x := range exts {
+		s.exts[x.Name] = x
+		s.users[deviceUser(x)] = x.Name
+	}
+}
+
+func (s *callState) extension(name string) (pbx.Extension, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, ok := s.exts[name]
+	return x, ok
+}
+
+// extOf finds the extension a channel belongs to. The presence id is the
+// most reliable per-user key; legs created by user/1001 also carry
+// dialed_user, and the channel name carries the device's user otherwise.
+func (s *callState) extOf(ev chEvent) string {
+	for _, u := range []string{userPart(ev.Presence), ev.DialedUser, userPart(ev.ChanName)} {
+		if u == "" {
+			continue
+		}
+		if x, ok := s.users[u]; ok {
+			return x
+		}
+	}
+	return ""
+}
+
+// remoteOf derives the far party of l from an event of its channel.
+func (s *callState) remoteOf(l *leg, ev chEvent) pbx.Party {
+	self := func(n string) bool {
+		if n == "" {
+			return true
+		}
+		x := s.exts[l.ext]
+		return n == x.Name || n == deviceUser(x)
+	}
+	var p pbx.Party
+	switch {
+	case l.dir == pbx.Incoming && !self(ev.CallerNum):
+		p = pbx.Party{Number: ev.CallerNum, Name: ev.CallerName}
+	case !self(ev.CalleeNum):
+		p = pbx.Party{Number: ev.CalleeNum, Name: ev.CalleeName}
+	case !self(ev.DestNum) && l.dir == pbx.Outgoing:
+		p = pbx.Party{Number: ev.DestNum}
+	default:
+		return l.remote
+	}
+	if p.Name == p.Number || p.Name == "Outbound Call" || p.Name == "unknown" {
+		// FreeSWITCH fills names with placeholders; an empty name lets the
+		// core show the number.
+		p.Name = ""
+	}
+	return p
+}
+
+func (s *callState) emit(ev pbx.Event) { s.out.push(ev) }
+
+func (s *callState) notify(uuid string, sig signal) {
+	ws := s.waiters[uuid]
+	for _, w := range ws {
+		for _, want := range w.sigs {
+			if want == sig {
+				select {
+				case w.ch <- sig:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// watch registers interest in signals of a channel; call it before sending
+// the command whose effect it waits for.
+func (s *callState) watch(uuid string, sigs ...signal) *waiter {
+	w := &waiter{uuid: uuid, sigs: sigs, ch: make(chan signal, len(sigs)+1)}
+	s.mu.Lock()
+	s.waiters[uuid] = append(s.waiters[uuid], w)
+	s.mu.Unlock()
+	return w
+}
+
+func (s *callState) unwatch(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := s.waiters[w.uuid]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(s.waiters, w.uuid)
+	} else {
+		s.waiters[w.uuid] = ws
+	}
+}
+
+func isEnd(name string) bool {
+	return name == "CHANNEL_HANGUP" || name == "CHANNEL_HANGUP_COMPLETE" || name == "CHANNEL_DESTROY"
+}
+
+// handle applies one event, in FreeSWITCH's order.
+func (s *callState) handle(ev chEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev.Name == "CUSTOM" {
+		switch ev.Subclass {
+		case "sofia::register":
+			s.device(ev.RegUser, true)
+			return
+		case "sofia::unregister", "sofia::expire":
+			s.device(ev.RegUser, false)
+			return
+		}
+	}
+	if ev.UUID == "" {
+		return
+	}
+
+	if ev.Name == "CHANNEL_BRIDGE" || ev.Name == "CHANNEL_UNBRIDGE" {
+		// Only the a-leg of a bridge gets these events; the b-leg is named
+		// in Other-Leg-Unique-ID.
+		if p := s.legs[ev.Other]; p != nil {
+			s.bridgeEvent(p, ev.Name, ev.UUID)
+		}
+	}
+	l := s.legs[ev.UUID]
+	if l == nil {
+		if l = s.adopt(ev); l == nil {
+			return
+		}
+	}
+	if ev.Other != "" && !isEnd(ev.Name) {
+		l.other = ev.Other
+	}
+	if ev.SIPCallID != "" {
+		l.sipID = ev.SIPCallID
+	}
+	if advertisesTalk(ev.AllowEvents) {
+		l.talk = true
+	}
+	if ev.CSTAID != 0 {
+		l.cstaID = ev.CSTAID
+	}
+
+	switch ev.Name {
+	case "CHANNEL_ANSWER":
+		s.answered(l)
+	case "CHANNEL_CALLSTATE":
+		switch ev.State {
+		case "ACTIVE":
+			if l.held {
+				s.retrieved(l)
+			} else if ev.Answer == "answered" {
+				s.answered(l)
+			}
+		case "HELD":
+			s.heldEv(l)
+		case "UNHELD":
+			s.retrieved(l)
+		}
+	case "CHANNEL_HOLD":
+		s.heldEv(l)
+	case "CHANNEL_UNHOLD":
+		s.retrieved(l)
+	case "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE":
+		s.bridgeEvent(l, ev.Name, ev.Other)
+	case "CALL_UPDATE":
+		if p := s.remoteOf(l, ev); p.Number != "" && p.Number != l.remote.Number {
+			l.remote = p
+			s.emit(pbx.Event{Kind: pbx.EventPartyChanged, Call: l.ref(), Remote: p, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		}
+	case "CUSTOM":
+		switch ev.Subclass {
+		case "sofia::transferor":
+			// The phone sent REFER. A blind REFER leaves
+			// transfer_destination=blind:<target> on the channel.
+			kind := pbx.TransferAttended
+			if strings.HasPrefix(ev.TransferDest, "blind:") {
+				kind = pbx.TransferBlind
+			}
+			s.transferredByPhone(l, kind)
+		case "sofia::replaced":
+			// This leg was replaced by an attended REFER (Replaces).
+			s.transferredByPhone(l, pbx.TransferAttended)
+		}
+	default:
+		if isEnd(ev.Name) {
+			s.end(l, ev)
+		}
+	}
+}
+
+// device reports a registration change of an extension's device. Phones
+// re-register every few minutes; only changes are reported.
+func (s *callState) device(user string, registered bool) {
+	ext, ok := s.users[user]
+	if !ok {
+		return
+	}
+	if was, known := s.devices[ext]; known && was == registered {
+		return
+	}
+	s.devices[ext] = registered
+	s.emit(pbx.Event{Kind: pbx.EventDevice, Call: pbx.CallRef{Ext: ext}, Registered: registered})
+}
+
+// adopt starts tracking a channel of a mapped extension on its first event.
+func (s *callState) adopt(ev chEvent) *leg {
+	if _, done := s.gone[ev.UUID]; done || isEnd(ev.Name) || ev.State == "HANGUP" {
+		return nil
+	}
+	l := s.expect[ev.UUID]
+	if l != nil {
+		delete(s.expect, ev.UUID)
+	} else {
+		ext := s.extOf(ev)
+		if ext == "" {
+			return nil
+		}
+		l = &leg{uuid: ev.UUID, ext: ext, id: ev.UUID, dir: pbx.Incoming}
+		if ev.Dir == "inbound" {
+			l.dir = pbx.Outgoing
+		}
+	}
+	l.uuid = ev.UUID
+	if ev.Other != "" {
+		l.other = ev.Other
+	}
+	l.sipID = ev.SIPCallID
+	if p := s.remoteOf(l, ev); p.Number != "" {
+		l.remote = p
+	}
+	s.legs[l.uuid] = l
+	if !l.swapLeg {
+		s.refs[l.ref()] = l.uuid
+	}
+	s.notify(l.uuid, sigCreated)
+	switch {
+	case l.makeCall, l.swapLeg:
+		// Reported by the command that created it.
+	case l.dir == pbx.Incoming:
+		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+	default:
+		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+	}
+	return l
+}
+
+func (s *callState) answered(l *leg) {
+	if l.answered {
+		return
+	}
+	l.answered = true
+	s.notify(l.uuid, sigAnswered)
+	switch {
+	case l.makeCall:
+		// The device went off-hook: it now places the call.
+		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+	case l.swapLeg:
+		// Connected once it is bridged to the caller.
+	default:
+		s.connected(l)
+	}
+}
+
+func (s *callState) connected(l *leg) {
+	if l.connected || l.swapped {
+		return
+	}
+	l.connected = true
+	s.emit(pbx.Event{Kind: pbx.EventConnected, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+}
+
+func (s *callState) bridgeEvent(l *leg, name, partner string) {
+	if name == "CHANNEL_UNBRIDGE" {
+		s.notify(l.uuid, sigUnbridged)
+		return
+	}
+	if partner != "" {
+		l.other = partner
+	}
+	if l.answered {
+		s.connected(l)
+	}
+}
+
+func (s *callState) heldEv(l *leg) {
+	if l.held {
+		return
+	}
+	l.held = true
+	s.notify(l.uuid, sigHeld)
+	if l.xferReported {
+		return // only the end of a transferred connection is news
+	}
+	s.emit(pbx.Event{Kind: pbx.EventHeld, Call: l.ref(), CSTAID: l.cstaID, ByPhone: s.byPhone(l)})
+}
+
+func (s *callState) retrieved(l *leg) {
+	if !l.held {
+		return
+	}
+	l.held = false
+	s.notify(l.uuid, sigRetrieved)
+	if l.xferReported {
+		return
+	}
+	s.emit(pbx.Event{Kind: pbx.EventRetrieved, Call: l.ref(), CSTAID: l.cstaID, ByPhone: s.byPhone(l)})
+}
+
+// byPhone tells a hold change the phone made from one the bridge asked for
+// (HoldCall/RetrieveCall mark the channel for a short while).
+func (s *callState) byPhone(l *leg) bool {
+	if s.now().Before(l.bridgeHoldUntil) {
+		l.bridgeHoldUntil = time.Time{}
+		return false
+	}
+	return true
+}
+
+func (s *callState) transferredByPhone(l *leg, kind pbx.TransferKind) {
+	if l.xferReported {
+		return
+	}
+	l.xferReported = true
+	s.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref(), CSTAID: l.cstaID, Transfer: kind, ByPhone: true})
+}
+
+func (s *callState) end(l *leg, ev chEvent) {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	s.forget(l)
+	s.notify(l.uuid, sigGone)
+	if l.swapped {
+		return
+	}
+	cause := hangupCause(l, ev.Cause)
+	switch {
+	case l.xfer && !l.xferReported:
+		l.xferReported = true
+		s.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref(), CSTAID: l.cstaID, Transfer: l.xferKind})
+	case !l.xferReported && l.connected && strings.HasPrefix(ev.TransferDest, "blind:"):
+		// A blind REFER without fire-transfer-events: the channel only
+		// says where the call went when it ends.
+		l.xferReported = true
+		s.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref(), CSTAID: l.cstaID, Transfer: pbx.TransferBlind, ByPhone: true})
+	}
+	if l.xferReported {
+		cause = pbx.CauseTransferred
+	}
+	s.emit(pbx.Event{Kind: pbx.EventCleared, Call: l.ref(), CSTAID: l.cstaID, Cause: cause, Reason: ev.Cause})
+}
+
+// forget drops a channel from the tables and remembers that it is gone.
+func (s *callState) forget(l *leg) {
+	delete(s.legs, l.uuid)
+	if s.refs[l.ref()] == l.uuid {
+		delete(s.refs, l.ref())
+	}
+	now := s.now()
+	for u, t := range s.gone {
+		if now.Sub(t) > 5*time.Minute {
+			delete(s.gone, u)
+		}
+	}
+	s.gone[l.uuid] = now
+	// FreeSWITCH reports an originated channel at once; an expectation it
+	// never met (the originate failed after the command gave up) is stale.
+	for u, x := range s.expect {
+		if now.Sub(x.expected) > time.Minute {
+			delete(s.expect, u)
+			if s.refs[x.ref()] == u {
+				delete(s.refs, x.ref())
+			}
+		}
+	}
+}
+
+// hangupCause maps FreeSWITCH hangup causes (switch_cause_t names).
+func hangupCause(l *leg, cause string) pbx.Cause {
+	if l.rejected {
+		return pbx.CauseRejected
+	}
+	switch cause {
+	case "ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF":
+		if l.dir == pbx.Incoming && !l.answered {
+			return pbx.CauseCancelled
+		}
+	case "NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT":
+		if !l.connected {
+			return pbx.CauseNoAnswer
+		}
+	case "USER_BUSY":
+		return pbx.CauseBusy
+	case "CALL_REJECTED":
+		if l.dir == pbx.Incoming {
+			return pbx.CauseRejected
+		}
+		return pbx.CauseBusy
+	case "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION", "NO_ROUTE_TRANSIT_NET", "USER_NOT_REGISTERED",
+		"SUBSCRIBER_ABSENT", "NORMAL_TEMPORARY_FAILURE", "DESTINATION_OUT_OF_ORDER", "NETWORK_OUT_OF_ORDER",
+		"SWITCH_CONGESTION", "NORMAL_CIRCUIT_CONGESTION", "INVALID_NUMBER_FORMAT", "RECOVERY_ON_TIMER_EXPIRE",
+		"INCOMPATIBLE_DESTINATION", "NUMBER_CHANGED":
+		if !l.connected {
+			return pbx.CauseUnreachable
+		}
+	}
+	return pbx.CauseNormal
+}
+
+// legView is a copy of what a command needs to know about a connection.
+type legView struct {
+	uuid, other, ext          string
+	dir                       pbx.Direction
+	answered, connected, held bool
+	talk                      bool
+	remote                    pbx.Party
+	cstaID                    int
+}
+
+// lookup finds the current channel of a connection.
+func (s *callState) lookup(c pbx.CallRef) (legView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	uuid, ok := s.refs[c]
+	if !ok {
+		return legView{}, pbx.ErrNoSuchCall
+	}
+	l := s.legs[uuid]
+	if l == nil {
+		// Originated by MakeCall, not reported by FreeSWITCH yet.
+		return legView{}, pbx.ErrInvalidState
+	}
+	return legView{uuid: l.uuid, other: l.other, ext: l.ext, dir: l.dir, answered: l.answered,
+		connected: l.connected, held: l.held, talk: l.talk, remote: l.remote, cstaID: l.cstaID}, nil
+}
+
+// update changes a tracked channel under the lock; it reports false when
+// the channel is gone.
+func (s *callState) update(uuid string, f func(l *leg)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.legs[uuid]
+	if l == nil {
+		return false
+	}
+	f(l)
+	return true
+}

@@ -1,0 +1,523 @@
+package esl
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+)
+
+// newUUID returns a random (version 4) UUID for origination_uuid.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// wait blocks until one of the waiter's signals, the timeout or ctx.
+func wait(ctx context.Context, w *waiter, timeout time.Duration) (signal, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case sig := <-w.ch:
+		return sig, nil
+	case <-t.C:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (a *Adapter) usePhoneEvents(l legView) bool {
+	switch a.opts.PhoneEvents {
+	case PhoneEventsAlways:
+		return true
+	case PhoneEventsNever:
+		return false
+	default:
+		return l.talk
+	}
+}
+
+// phoneEvent sends uuid_phone_event and waits for its effect: FreeSWITCH
+// answers +OK even when the phone rejects the NOTIFY. It reports whether
+// the phone did it.
+func (a *Adapter) phoneEvent(ctx context.Context, s *session, l legView, event string, want signal) (bool, error) {
+	w := a.state.watch(l.uuid, want, sigGone)
+	defer a.state.unwatch(w)
+	if _, err := s.api(ctx, "uuid_phone_event", l.uuid+" "+event); err != nil {
+		if isNoSuchCall(err) || errors.Is(err, pbx.ErrUnavailable) {
+			return false, err
+		}
+		a.log.Info("phone refused remote control, using the PBX-side method", "uuid", l.uuid, "event", event, "err", err)
+		return false, nil
+	}
+	sig, err := wait(ctx, w, a.opts.ConfirmTimeout)
+	switch {
+	case err != nil:
+		return false, err
+	case sig == sigGone:
+		return false, pbx.ErrNoSuchCall
+	case sig == want:
+		return true, nil
+	}
+	a.log.Info("phone did not act on remote control, using the PBX-side method", "uuid", l.uuid, "event", event)
+	return false, nil
+}
+
+// Answer makes the extension's alerting connection connected.
+func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: answer %s: %w", c, err)
+	}
+	if l.dir != pbx.Incoming || l.answered {
+		return fmt.Errorf("esl: answer %s: not alerting: %w", c, pbx.ErrInvalidState)
+	}
+	if a.usePhoneEvents(l) {
+		ok, err := a.phoneEvent(ctx, s, l, "talk", sigAnswered)
+		if err != nil {
+			return fmt.Errorf("esl: answer %s: %w", c, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	if err := a.answerBySwap(ctx, s, c, l); err != nil {
+		return fmt.Errorf("esl: answer %s: %w", c, err)
+	}
+	return nil
+}
+
+// answerBySwap calls the device again with auto-answer headers, bridges the
+// waiting caller to the new channel and drops the ringing one. The CallRef
+// moves to the new channel.
+func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l legView) error {
+	if l.other == "" {
+		return fmt.Errorf("caller channel unknown: %w", pbx.ErrNotSupported)
+	}
+	x, ok := a.state.extension(l.ext)
+	if !ok {
+		return fmt.Errorf("extension %s is no longer mapped: %w", l.ext, pbx.ErrNoSuchCall)
+	}
+	vars, err := autoAnswerVars(x.AutoAnswerHeaders)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, pbx.ErrNotSupported)
+	}
+	id := newUUID()
+	legVars := append([]chanVar{
+		{"origination_uuid", id},
+		{"originate_timeout", strconv.Itoa(max(1, int(a.opts.AnswerTimeout/time.Second)))},
+	}, vars...)
+	if err := checkVarValue(l.remote.Name); err == nil && l.remote.Name != "" {
+		legVars = append(legVars, chanVar{"origination_caller_id_name", l.remote.Name})
+	}
+	if err := checkVarValue(l.remote.Number); err == nil && l.remote.Number != "" {
+		legVars = append(legVars, chanVar{"origination_caller_id_number", l.remote.Number})
+	}
+	if l.cstaID != 0 {
+		legVars = append(legVars, chanVar{"csta_id", strconv.Itoa(l.cstaID)})
+	}
+
+	a.state.mu.Lock()
+	a.state.expect[id] = &leg{uuid: id, ext: l.ext, id: c.ID, dir: pbx.Incoming, swapLeg: true,
+		remote: l.remote, cstaID: l.cstaID, other: l.other, expected: a.state.now()}
+	a.state.mu.Unlock()
+	dropNew := func() {
+		// The new channel never stood for the connection: its end is silent.
+		a.state.mu.Lock()
+		delete(a.state.expect, id)
+		if nl := a.state.legs[id]; nl != nil {
+			nl.swapped = true
+		} else {
+			a.state.gone[id] = a.state.now()
+		}
+		a.state.mu.Unlock()
+		if _, err := s.api(context.WithoutCancel(ctx), "uuid_kill", id); err != nil && !isNoSuchCall(err) {
+			a.log.Warn("cannot drop the auto-answer channel", "uuid", id, "err", err)
+		}
+	}
+
+	job, res, err := s.bgapi(ctx, "originate", varBlock("[", "]", legVars)+x.Endpoint+" &park()")
+	if err != nil {
+		dropNew()
+		return err
+	}
+	timer := time.NewTimer(a.opts.AnswerTimeout + a.opts.CommandTimeout)
+	defer timer.Stop()
+	var out string
+	select {
+	case out = <-res:
+	case <-timer.C:
+		a.jobs.forget(job)
+		dropNew()
+		return fmt.Errorf("the device did not answer the auto-answer call: %w", pbx.ErrDeviceUnreachable)
+	case <-ctx.Done():
+		a.jobs.forget(job)
+		dropNew()
+		return ctx.Err()
+	}
+	if err := checkReply("originate", out); err != nil {
+		dropNew()
+		return err
+	}
+
+	// The device answered the new call: from here on the connection is the
+	// new channel; the ringing one ends silently.
+	var alive, answered bool
+	a.state.mu.Lock()
+	if old := a.state.legs[l.uuid]; old != nil && !old.ended {
+		alive, answered = true, old.answered
+		if !answered {
+			old.swapped = true
+			a.state.refs[c] = id
+			if nl := a.state.legs[id]; nl != nil {
+				nl.other = l.other
+			}
+		}
+	}
+	a.state.mu.Unlock()
+	switch {
+	case !alive:
+		dropNew()
+		return fmt.Errorf("the call ended meanwhile: %w", pbx.ErrNoSuchCall)
+	case answered:
+		// Picked up at the phone while the auto-answer call was set up.
+		dropNew()
+		return nil
+	}
+	if _, err := s.api(ctx, "uuid_bridge", l.other+" "+id); err != nil {
+		a.state.mu.Lock()
+		if old := a.state.legs[l.uuid]; old != nil {
+			old.swapped = false
+			a.state.refs[c] = l.uuid
+		}
+		a.state.mu.Unlock()
+		dropNew()
+		return err
+	}
+	// Bridging the caller away already cancels the ringing channel; make sure.
+	if _, err := s.api(ctx, "uuid_kill", l.uuid+" LOSE_RACE"); err != nil && !isNoSuchCall(err) {
+		a.log.Warn("cannot drop the ringing channel after answer", "uuid", l.uuid, "err", err)
+	}
+	return nil
+}
+
+// Hold puts the far party of a connected call on hold.
+func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
+	return a.holdOrRetrieve(ctx, c, true)
+}
+
+// Retrieve takes a held call back.
+func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
+	return a.holdOrRetrieve(ctx, c, false)
+}
+
+func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) error {
+	op, event, want, args := "retrieve", "talk", sigRetrieved, "off "
+	if hold {
+		op, event, want, args = "hold", "hold", sigHeld, ""
+	}
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: %s %s: %w", op, c, err)
+	}
+	if !l.connected || l.held != !hold {
+		return fmt.Errorf("esl: %s %s: call is %s: %w", op, c, stateWord(l), pbx.ErrInvalidState)
+	}
+	mark := func() {
+		a.state.update(l.uuid, func(x *leg) {
+			x.bridgeHoldUntil = a.state.now().Add(a.opts.ConfirmTimeout + a.opts.CommandTimeout)
+		})
+	}
+	mark()
+	if a.usePhoneEvents(l) {
+		ok, err := a.phoneEvent(ctx, s, l, event, want)
+		if err != nil {
+			return fmt.Errorf("esl: %s %s: %w", op, c, err)
+		}
+		if ok {
+			return nil
+		}
+		mark()
+	}
+	// uuid_hold answers +OK even for a channel that does not exist.
+	out, err := s.api(ctx, "uuid_exists", l.uuid)
+	if err != nil {
+		return fmt.Errorf("esl: %s %s: %w", op, c, err)
+	}
+	if strings.TrimSpace(out) != "true" {
+		return fmt.Errorf("esl: %s %s: %w", op, c, pbx.ErrNoSuchCall)
+	}
+	if _, err := s.api(ctx, "uuid_hold", args+l.uuid); err != nil {
+		return fmt.Errorf("esl: %s %s: %w", op, c, err)
+	}
+	return nil
+}
+
+func stateWord(l legView) string {
+	switch {
+	case l.held:
+		return "held"
+	case l.connected:
+		return "connected"
+	case l.dir == pbx.Incoming:
+		return "alerting"
+	default:
+		return "initiated"
+	}
+}
+
+// ClearConnection releases the extension's connection (reject when alerting).
+func (a *Adapter) ClearConnection(ctx context.Context, c pbx.CallRef) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: clear connection %s: %w", c, err)
+	}
+	args := l.uuid
+	if l.dir == pbx.Incoming && !l.answered {
+		a.state.update(l.uuid, func(x *leg) { x.rejected = true })
+		args += " CALL_REJECTED"
+	}
+	if _, err := s.api(ctx, "uuid_kill", args); err != nil {
+		a.state.update(l.uuid, func(x *leg) { x.rejected = false })
+		return fmt.Errorf("esl: clear connection %s: %w", c, err)
+	}
+	return nil
+}
+
+// ClearCall releases every connection of the call.
+func (a *Adapter) ClearCall(ctx context.Context, c pbx.CallRef) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: clear call %s: %w", c, err)
+	}
+	if l.other != "" {
+		if _, err := s.api(ctx, "uuid_kill", l.other); err != nil && !isNoSuchCall(err) {
+			return fmt.Errorf("esl: clear call %s: %w", c, err)
+		}
+	}
+	if _, err := s.api(ctx, "uuid_kill", l.uuid); err != nil {
+		if isNoSuchCall(err) && l.other != "" {
+			return nil // gone with its partner
+		}
+		return fmt.Errorf("esl: clear call %s: %w", c, err)
+	}
+	return nil
+}
+
+// SingleStepTransfer moves the far party of c to destination and releases
+// the extension's leg.
+func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destination string) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	dest, err := cleanDestination(destination)
+	if err != nil {
+		return fmt.Errorf("esl: single step transfer %s: %v: %w", c, err, pbx.ErrInvalidDestination)
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: single step transfer %s: %w", c, err)
+	}
+	w := a.state.watch(l.uuid, sigUnbridged, sigGone)
+	defer a.state.unwatch(w)
+	a.state.update(l.uuid, func(x *leg) { x.xfer, x.xferKind = true, pbx.TransferBlind })
+	if _, err := s.api(ctx, "uuid_transfer", l.uuid+" -bleg "+dest+" XML "+a.opts.Context); err != nil {
+		a.state.update(l.uuid, func(x *leg) { x.xfer = false })
+		return fmt.Errorf("esl: single step transfer %s: %w", c, err)
+	}
+	// The a-leg of a call stays up after its partner was transferred away;
+	// release it once the partner has left the bridge (killing it earlier
+	// could take the partner down with it).
+	sig, err := wait(ctx, w, a.opts.ConfirmTimeout)
+	if err != nil || sig == sigGone {
+		return nil
+	}
+	if _, err := s.api(ctx, "uuid_kill", l.uuid); err != nil && !isNoSuchCall(err) {
+		a.log.Warn("cannot release the transferring channel", "uuid", l.uuid, "err", err)
+	}
+	return nil
+}
+
+// Transfer connects the far parties of held and active and releases the
+// extension's two legs.
+func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	h, err := a.state.lookup(held)
+	if err != nil {
+		return fmt.Errorf("esl: transfer %s: %w", held, err)
+	}
+	ac, err := a.state.lookup(active)
+	if err != nil {
+		return fmt.Errorf("esl: transfer %s: %w", active, err)
+	}
+	if h.other == "" || ac.other == "" || h.uuid == ac.uuid {
+		return fmt.Errorf("esl: transfer %s to %s: far parties unknown: %w", held, active, pbx.ErrInvalidState)
+	}
+	for _, u := range []string{h.uuid, ac.uuid} {
+		a.state.update(u, func(x *leg) { x.xfer, x.xferKind = true, pbx.TransferAttended })
+	}
+	if _, err := s.api(ctx, "uuid_bridge", h.other+" "+ac.other); err != nil {
+		for _, u := range []string{h.uuid, ac.uuid} {
+			a.state.update(u, func(x *leg) { x.xfer = false })
+		}
+		return fmt.Errorf("esl: transfer %s to %s: %w", held, active, err)
+	}
+	// With hangup_after_bridge the extension's legs are usually gone
+	// already: "-ERR No such channel!" is fine then.
+	for _, u := range []string{h.uuid, ac.uuid} {
+		if _, err := s.api(ctx, "uuid_kill", u); err != nil && !isNoSuchCall(err) {
+			a.log.Warn("cannot release a transferring channel", "uuid", u, "err", err)
+		}
+	}
+	return nil
+}
+
+// MakeCall calls the extension's device first, then the destination.
+func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	c := req.Call
+	dest, err := cleanDestination(req.Destination)
+	if err != nil {
+		return fmt.Errorf("esl: make call %s: %v: %w", c, err, pbx.ErrInvalidDestination)
+	}
+	x, ok := a.state.extension(c.Ext)
+	if !ok {
+		return fmt.Errorf("esl: make call %s: extension not mapped: %w", c, pbx.ErrDeviceUnreachable)
+	}
+	id := newUUID()
+	legVars := []chanVar{{"origination_uuid", id}}
+	if req.CSTAID != 0 {
+		legVars = append(legVars, chanVar{"csta_id", strconv.Itoa(req.CSTAID)})
+	}
+	if req.AutoAnswer {
+		vars, err := autoAnswerVars(x.AutoAnswerHeaders)
+		if err != nil {
+			return fmt.Errorf("esl: make call %s: %v: %w", c, err, pbx.ErrNotSupported)
+		}
+		legVars = append(legVars, vars...)
+	}
+	// The device shows the number it is about to call.
+	global := []chanVar{{"origination_caller_id_number", dest}, {"origination_caller_id_name", dest}}
+	args := varBlock("{", "}", global) + varBlock("[", "]", legVars) + x.Endpoint + " " + dest + " XML " + a.opts.Context
+
+	a.state.mu.Lock()
+	if _, busy := a.state.refs[c]; busy {
+		a.state.mu.Unlock()
+		return fmt.Errorf("esl: make call %s: connection id in use: %w", c, pbx.ErrInvalidState)
+	}
+	a.state.expect[id] = &leg{uuid: id, ext: c.Ext, id: c.ID, dir: pbx.Outgoing, makeCall: true,
+		remote: pbx.Party{Number: dest}, cstaID: req.CSTAID, expected: a.state.now()}
+	a.state.refs[c] = id
+	a.state.mu.Unlock()
+	undo := func() {
+		a.state.mu.Lock()
+		defer a.state.mu.Unlock()
+		if a.state.legs[id] == nil {
+			delete(a.state.expect, id)
+			if a.state.refs[c] == id {
+				delete(a.state.refs, c)
+			}
+		}
+	}
+
+	w := a.state.watch(id, sigCreated, sigGone)
+	defer a.state.unwatch(w)
+	job, res, err := s.bgapi(ctx, "originate", args)
+	if err != nil {
+		undo()
+		return fmt.Errorf("esl: make call %s: %w", c, err)
+	}
+	timer := time.NewTimer(a.opts.CommandTimeout)
+	defer timer.Stop()
+	select {
+	case <-w.ch:
+		// The device is being called; the rest is reported as events.
+		a.jobs.forget(job)
+		return nil
+	case out := <-res:
+		if err := checkReply("originate", out); err != nil {
+			undo()
+			return fmt.Errorf("esl: make call %s: %w", c, err)
+		}
+		return nil
+	case <-timer.C:
+		a.jobs.forget(job)
+		undo()
+		return fmt.Errorf("esl: make call %s: FreeSWITCH did not start the call in %v: %w", c, a.opts.CommandTimeout, pbx.ErrUnavailable)
+	case <-ctx.Done():
+		a.jobs.forget(job)
+		return ctx.Err()
+	}
+}
+
+// TagCall stores the csta_id on the channel, so a restarted bridge reads it
+// back in the resync.
+func (a *Adapter) TagCall(ctx context.Context, c pbx.CallRef, cstaID int) error {
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: tag %s: %w", c, err)
+	}
+	if _, err := s.api(ctx, "uuid_setvar", l.uuid+" csta_id "+strconv.Itoa(cstaID)); err != nil {
+		return fmt.Errorf("esl: tag %s: %w", c, err)
+	}
+	a.state.update(l.uuid, func(x *leg) { x.cstaID = cstaID })
+	return nil
+}
+
+// SendDTMF sends DTMF digits on the extension's channel.
+func (a *Adapter) SendDTMF(ctx context.Context, c pbx.CallRef, digits string) error {
+	if err := checkDTMF(digits); err != nil {
+		return fmt.Errorf("esl: dtmf %s: %v: %w", c, err, pbx.ErrInvalidDestination)
+	}
+	s, err := a.session()
+	if err != nil {
+		return err
+	}
+	l, err := a.state.lookup(c)
+	if err != nil {
+		return fmt.Errorf("esl: dtmf %s: %w", c, err)
+	}
+	if !l.connected {
+		return fmt.Errorf("esl: dtmf %s: call is %s: %w", c, stateWord(l), pbx.ErrInvalidState)
+	}
+	if _, err := s.api(ctx, "uuid_send_dtmf", l.uuid+" "+digits); err != nil {
+		return fmt.Errorf("esl: dtmf %s: %w", c, err)
+	}
+	return nil
+}

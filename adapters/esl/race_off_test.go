@@ -1,0 +1,5 @@
+//go:build !race
+
+package esl
+
+const raceDetector = false
