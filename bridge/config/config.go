@@ -76,6 +76,10 @@ type ESL struct {
 	Address  string // host:port
 	Password string // from `password` or the trimmed contents of `password_file`
 	Context  string // dialplan context for MakeCall; empty = the adapter's choice
+	// PhoneEvents: when AnswerCall/HoldCall/RetrieveCall ask the phone itself
+	// (uuid_phone_event talk/hold): "auto" (phones marked as supporting it),
+	// "always" or "never".
+	PhoneEvents string
 }
 
 // Sim configures the in-memory PBX.

@@ -459,8 +459,17 @@ func TestESL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eq(t, "esl", cfg.PBX.ESL, ESL{Address: "freeswitch.lan:8021", Password: "ClueCon"})
+	eq(t, "esl", cfg.PBX.ESL, ESL{Address: "freeswitch.lan:8021", Password: "ClueCon", PhoneEvents: "always"})
 	eq(t, "endpoint", cfg.Extensions[1].Endpoint, "sofia/internal/1001@10.0.0.5")
+}
+
+func TestESLPhoneEvents(t *testing.T) {
+	cfg := parse(t, "pbx:\n  type: esl\n  esl: {address: 127.0.0.1:8021, password: x}\n")
+	eq(t, "default", cfg.PBX.ESL.PhoneEvents, "auto")
+	_, err := Parse("c.yaml", []byte("pbx:\n  type: esl\n  esl: {address: 127.0.0.1:8021, password: x, phone_events: sometimes}\n"))
+	if err == nil || err.Error() != `c.yaml:3: pbx.esl.phone_events: must be auto, always or never (got "sometimes")` {
+		t.Errorf("bad phone_events: %v", err)
+	}
 }
 
 // Unselected PBX sections may mention secret files that are not on this

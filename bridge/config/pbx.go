@@ -11,7 +11,7 @@ import (
 var (
 	pbxKeys = []string{"type", "ari", "esl", "sim"}
 	ariKeys = []string{"url", "username", "password", "password_file", "application", "context"}
-	eslKeys = []string{"address", "password", "password_file", "context"}
+	eslKeys = []string{"address", "password", "password_file", "context", "phone_events"}
 	simKeys = []string{"answer_after"}
 )
 
@@ -90,7 +90,16 @@ func (d *decoder) esl(e entry, selected bool) ESL {
 	addr := d.str(f["address"], path+".address")
 	ctx := d.str(f["context"], path+".context")
 	pass := d.password(f, path, e.line, selected)
-	s := ESL{Address: addr.v, Password: pass, Context: ctx.v}
+	pe := d.str(f["phone_events"], path+".phone_events")
+	s := ESL{Address: addr.v, Password: pass, Context: ctx.v, PhoneEvents: "auto"}
+	if pe.set {
+		switch pe.v {
+		case "auto", "always", "never":
+			s.PhoneEvents = pe.v
+		default:
+			d.add(pe.line, path+".phone_events", "must be auto, always or never (got %q)", pe.v)
+		}
+	}
 	if !selected {
 		return s
 	}

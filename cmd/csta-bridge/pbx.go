@@ -19,7 +19,11 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 			Logger: log}), nil
 	case config.TypeESL:
 		return esl.New(esl.Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password,
-			Context: cfg.PBX.ESL.Context, Logger: log})
+			Context: cfg.PBX.ESL.Context, PhoneEvents: eslPhoneEvents[cfg.PBX.ESL.PhoneEvents], Logger: log})
 	}
 	return nil, fmt.Errorf("pbx.type %q is not built into this binary", cfg.PBX.Type)
+}
+
+var eslPhoneEvents = map[string]esl.PhoneEvents{
+	"auto": esl.PhoneEventsAuto, "always": esl.PhoneEventsAlways, "never": esl.PhoneEventsNever,
 }
