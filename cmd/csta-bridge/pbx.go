@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/csta-bridge/csta-bridge/adapters/ari"
 	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
@@ -17,6 +18,9 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 	case config.TypeSim:
 		return sim.New(sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter, NeverAnswer: cfg.PBX.Sim.NeverAnswer,
 			Logger: log}), nil
+	case config.TypeARI:
+		return ari.New(ari.Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
+			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log})
 	case config.TypeESL:
 		return esl.New(esl.Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password,
 			Context: cfg.PBX.ESL.Context, PhoneEvents: eslPhoneEvents[cfg.PBX.ESL.PhoneEvents], Logger: log})
