@@ -375,8 +375,12 @@ func TestVersion(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	var out, errOut strings.Builder
-	if code := run([]string{"-check-config", "-config", "../../configs/example.yaml"}, &out, &errOut); code != 0 {
-		t.Fatalf("example config: exit %d: %s", code, errOut.String())
+	// The shipped configs pass the same checks as start-up, adapters included.
+	for _, path := range []string{"../../configs/example.yaml", "../../configs/asterisk/csta-bridge.yaml",
+		"../../configs/freeswitch/csta-bridge.yaml"} {
+		if code := run([]string{"-check-config", "-config", path}, &out, &errOut); code != 0 {
+			t.Fatalf("%s: exit %d: %s", path, code, errOut.String())
+		}
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("pbx: {type: sim}\nextensions:\n  \"1001\": {http_schem: digest}\n"), 0o600); err != nil {
