@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -29,6 +30,8 @@ func (h *harness) rewriteConfig(f func(string) string) {
 
 func TestReload(t *testing.T) {
 	h := start(t, nil)
+	h.offer("1003", "old", "555")
+	h.sink.expect(t, "1003", "incoming:-1")
 	h.offer("1001", "live", "555")
 	h.sink.expect(t, "1001", "incoming:-1")
 	h.ok("1001", "AnswerCall", conn("callToBeAnswered", -1))
@@ -72,6 +75,23 @@ func TestReload(t *testing.T) {
 	h.pbx.mu.Unlock()
 	if !names["1004"] || names["1003"] {
 		t.Errorf("adapter extensions after reload: %v", names)
+	}
+
+	// 1003 comes back: its ids go on where they stopped, never reused.
+	h.rewriteConfig(func(s string) string { return s + "  \"1003\":\n    display_name: Carol\n" })
+	if err := h.app.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h.offer("1003", "new", "556")
+	h.sink.next(t, "1003", "incoming")
+	var ids []int
+	h.app.sb.do(context.Background(), func() {
+		for id := range h.app.sb.phones["1003"].calls {
+			ids = append(ids, id)
+		}
+	})
+	if len(ids) != 1 || ids[0] != -2 {
+		t.Errorf("1003's calls after coming back: %v, want [-2]", ids)
 	}
 }
 

@@ -14,10 +14,13 @@ import (
 // events and the outcome of CSTA requests in the order they arrive, so no
 // call state is ever shared between goroutines.
 type switchboard struct {
-	log     *slog.Logger
-	ops     chan func()
-	events  chan pbx.Event
-	phones  map[string]*phone
+	log    *slog.Logger
+	ops    chan func()
+	events chan pbx.Event
+	phones map[string]*phone
+	// retired keeps the last csta_ids of extensions a reload removed, so an
+	// extension added back never hands out an id twice while the bridge runs.
+	retired map[string][2]int
 	actions *actionSender
 	tagger  func(pbx.CallRef, int) // stores csta_ids on the PBX; nil when the adapter can't
 	metrics *metrics
@@ -31,6 +34,7 @@ func newSwitchboard(log *slog.Logger, actions *actionSender, m *metrics) *switch
 		ops:     make(chan func()),
 		events:  make(chan pbx.Event, 4096),
 		phones:  make(map[string]*phone),
+		retired: make(map[string][2]int),
 		actions: actions,
 		metrics: m,
 		now:     time.Now,
@@ -79,13 +83,19 @@ func (s *switchboard) configure(exts []config.Extension) {
 			p.configure(e)
 			continue
 		}
-		s.phones[e.Name] = newPhone(e)
+		p := newPhone(e)
+		if ids, ok := s.retired[e.Name]; ok {
+			p.lastIn, p.lastOut = ids[0], ids[1]
+			delete(s.retired, e.Name)
+		}
+		s.phones[e.Name] = p
 	}
 	for name, p := range s.phones {
 		if !keep[name] {
 			if n := len(p.calls); n > 0 {
 				s.log.Info("extension removed with live calls; forgetting them", "ext", name, "calls", n)
 			}
+			s.retired[name] = [2]int{p.lastIn, p.lastOut}
 			delete(s.phones, name)
 		}
 	}
