@@ -193,6 +193,14 @@ func TestOwnListener(t *testing.T) {
 		t.Fatalf("AnswerCall on the own listener: %d", resp.StatusCode)
 	}
 	h.sink.expect(t, "1001", "offhook", "connected:-1")
+	resp, err = http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("home page of the own listener: %d", resp.StatusCode)
+	}
 }
 
 // Under systemd (Type=notify) the bridge reports READY=1 once its listeners

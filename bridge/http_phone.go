@@ -98,7 +98,11 @@ func (h *phoneHTTP) own(name string) http.Handler {
 			h.reject(w, http.StatusNotFound, "extension "+name+" is no longer configured")
 			return
 		}
-		h.serve(w, r, e, r.URL.Path, "")
+		path := r.URL.Path
+		if path == "/" {
+			path = "/index.htm" // the phone's home page, for clients that probe it
+		}
+		h.serve(w, r, e, path, "")
 	})
 }
 
