@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// cmdCSTA is goal 1: the same /csta load against the bridge and against a
+// bare net/http server, in alternating rounds of one run, first as fast as
+// the clients go (throughput), then open loop at -rate (latency).
+func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
+	fs, parse := c.flags("csta")
+	conns := fs.Int("conns", 32, "keep-alive client connections (one worker each)")
+	rate := fs.Float64("rate", 1000, "open-loop request rate for the latency phases, requests/s")
+	dur := fs.Duration("duration", 10*time.Second, "length of each phase")
+	rounds := fs.Int("rounds", 3, "rounds of bare/bridge phases; throughput ratios are per round, latencies pooled")
+	nExt := fs.Int("exts", 200, "extensions under load (each runs its own call scenarios)")
+	mixName := fs.String("mix", "calls", "calls: all nine CSTA services on live simulator calls; status: RequestSystemStatus only")
+	noActions := fs.Bool("no-action-urls", false, "configure no action URLs (by default every call event is reported to a loopback sink)")
+	only := fs.String("only", "", "run only the bridge (or only the bare) phases, e.g. to profile one side: bridge or bare")
+	maxP99 := fs.Duration("goal-p99", time.Millisecond, "goal: bridge p99 at -rate")
+	minRatio := fs.Float64("goal-ratio", 0.5, "goal: bridge throughput / bare throughput")
+	if err := parse(args); err != nil {
+		return 2, err
+	}
+	if *conns < 1 || *rate <= 0 || *dur <= 0 || *rounds < 1 || *nExt < 1 {
+		return 2, usageError{errors.New("-conns, -rate, -duration, -rounds and -exts must be positive")}
+	}
+	if *only != "" && *only != "bridge" && *only != "bare" {
+		return 2, usageError{fmt.Errorf("-only %q: want bridge or bare", *only)}
+	}
+	mix, err := mixByName(*mixName)
+	if err != nil {
+		return 2, usageError{err}
+	}
+	c.header("csta")
+	c.printf("command: go run ./bench csta %s\n", joinArgs(args))
+
+	dir, err := os.MkdirTemp("", "csta-bench-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(dir)
+	sk, err := newSink()
+	if err != nil {
+		return 1, err
+	}
+	defer sk.close()
+	o := envOptions{Dir: dir, Exts: extNames(1000, *nExt), Logger: c.log}
+	if !*noActions {
+		o.SinkURL = sk.url
+	}
+	e, err := startEnv(ctx, o, nil)
+	if err != nil {
+		return 1, err
+	}
+	defer e.stop()
+	bare, err := startBare()
+	if err != nil {
+		return 1, err
+	}
+	defer bare.close()
+
+	sim := &simCtl{h: e.pbx.Handler()}
+	bridgeSessions := newSessions(o.Exts, mix, sim)
+	bareSessions := newSessions(o.Exts, mix, nil)
+	c.printf("bridge: %d extensions, mix %q, action URLs %v; bare: net/http, reads the body, fixed %s response\n",
+		*nExt, *mixName, !*noActions, "AnswerCallResponse")
+
+	// Warm-up: connections, caches, the heap's first growth.
+	for _, w := range []struct {
+		base string
+		s    []*session
+	}{{bare.url, bareSessions}, {e.base, bridgeSessions}} {
+		runLoad(ctx, loadSpec{Name: "warm-up", Base: w.base, Conns: *conns, Duration: 2 * time.Second}, w.s)
+	}
+
+	var ratios []float64
+	var bareLat, bridgeLat, bareSvc, bridgeSvc latencies
+	var bridgeErrs int
+	var firstErrs []string
+	for r := 1; r <= *rounds && ctx.Err() == nil; r++ {
+		c.printf("\nround %d\n", r)
+		closed := func(name, base string, s []*session) loadResult {
+			if skip(*only, name) {
+				return loadResult{}
+			}
+			res := runLoad(ctx, loadSpec{Name: name, Base: base, Conns: *conns, Duration: *dur}, s)
+			c.printf("  %s\n", res)
+			return res
+		}
+		open := func(name, base string, s []*session) loadResult {
+			if skip(*only, name) {
+				return loadResult{}
+			}
+			res := runLoad(ctx, loadSpec{Name: name, Base: base, Conns: *conns, Rate: *rate, Duration: *dur}, s)
+			c.printf("  %s\n", res)
+			return res
+		}
+		bm := closed("bare max", bare.url, bareSessions)
+		gm := closed("bridge max", e.base, bridgeSessions)
+		br := open("bare at rate", bare.url, bareSessions)
+		gr := open("bridge at rate", e.base, bridgeSessions)
+		if bm.Throughput() > 0 {
+			ratios = append(ratios, gm.Throughput()/bm.Throughput())
+			c.printf("  throughput ratio bridge/bare: %.3f\n", gm.Throughput()/bm.Throughput())
+		}
+		bareLat = append(bareLat, br.Lat...)
+		bridgeLat = append(bridgeLat, gr.Lat...)
+		bareSvc = append(bareSvc, br.Svc...)
+		bridgeSvc = append(bridgeSvc, gr.Svc...)
+		for _, res := range []loadResult{gm, gr} {
+			bridgeErrs += res.Errors + res.Unsent
+			firstErrs = append(firstErrs, res.FirstErrs...)
+		}
+		if bm.Errors+br.Errors > 0 {
+			return 1, fmt.Errorf("the bare server failed requests: %v %v", bm.FirstErrs, br.FirstErrs)
+		}
+	}
+	if ctx.Err() != nil {
+		return 1, ctx.Err()
+	}
+	bs, gs := summarize(bareLat), summarize(bridgeLat)
+	bv, gv := summarize(bareSvc), summarize(bridgeSvc)
+	c.printf("\npooled over %d rounds at %.0f/s, from the scheduled send time:\n  bare   %s\n  bridge %s\n", *rounds, *rate, bs, gs)
+	c.printf("service time (from the actual send):\n  bare   %s\n  bridge %s\n", bv, gv)
+	ratio := median(ratios)
+	c.printf("\n")
+	if *only != "" {
+		c.printf("-only %s: no comparison, no goals\n", *only)
+		return 0, nil
+	}
+	c.goal(fmt.Sprintf("1 throughput ≥ %.2f× bare (median of rounds)", *minRatio), ratio >= *minRatio,
+		fmt.Sprintf("ratio %.3f (rounds %s)", ratio, floats(ratios)))
+	c.goal(fmt.Sprintf("1 p99 ≤ %s at %.0f req/s", ms(*maxP99), *rate), gs.P99 <= *maxP99,
+		fmt.Sprintf("bridge p99 %s (bare %s; service time: bridge %s, bare %s), ratio to goal %.2f",
+			ms(gs.P99), ms(bs.P99), ms(gv.P99), ms(bv.P99), float64(gs.P99)/float64(*maxP99)))
+	if bridgeErrs > 0 {
+		c.printf("bridge errors: %d, first: %v\n", bridgeErrs, firstErrs)
+		return 1, fmt.Errorf("%d /csta requests failed or were not sent", bridgeErrs)
+	}
+	c.printf("correctness: every bridge response was the expected positive CSTA response\n")
+	return 0, nil
+}
+
+// skip tells whether -only excludes the phase called name.
+func skip(only, name string) bool {
+	return only != "" && !strings.HasPrefix(name, only)
+}
+
+func mixByName(name string) ([]scenario, error) {
+	switch name {
+	case "calls":
+		return scenarios, nil
+	case "status":
+		return statusOnly, nil
+	}
+	return nil, fmt.Errorf("-mix %q: want calls or status", name)
+}
+
+func floats(v []float64) string {
+	s := ""
+	for i, f := range v {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%.3f", f)
+	}
+	return s
+}
+
+func joinArgs(args []string) string {
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}
