@@ -111,6 +111,9 @@ func New(opts Options) (*App, error) {
 	a.notifier = actionurl.New(actionurl.Options{Logger: a.log.With("component", "action-url"),
 		Observer: actionObserver{a.actions}})
 	a.actions.notifier = a.notifier
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "action_url",
+		Name: "queue_length", Help: "Action URLs queued or being delivered."},
+		func() float64 { return float64(a.notifier.Pending()) }))
 	a.sb = newSwitchboard(a.log.With("component", "calls"), a.actions, a.m)
 	a.sb.linkUp = a.onLink
 	a.sb.tagger = a.tag

@@ -145,6 +145,20 @@ func TestMetricsLintAndStatusPage(t *testing.T) {
 	if got := testutil.ToFloat64(h.app.m.cstaRequests.WithLabelValues("AnswerCall", "ok")); got != 1 {
 		t.Errorf("AnswerCall ok = %v", got)
 	}
+	// The live-call gauges follow every transition (kept incrementally).
+	h.ok("1001", "HoldCall", conn("callToBeHeld", -1))
+	h.offer("1001", "c2", "030124")
+	h.flush()
+	for st, want := range map[string]float64{"alerting": 1, "held": 1, "connected": 0} {
+		if got := testutil.ToFloat64(h.app.m.calls.WithLabelValues(st)); got != want {
+			t.Errorf("calls{state=%q} = %v, want %v", st, got, want)
+		}
+	}
+	h.ok("1001", "ClearConnection", conn("connectionToBeCleared", -1))
+	h.flush()
+	if got := testutil.ToFloat64(h.app.m.calls.WithLabelValues("held")); got != 0 {
+		t.Errorf("calls{state=held} after clear = %v", got)
+	}
 
 	for path, want := range map[string]int{"/-/healthy": 200, "/-/ready": 200} {
 		resp, err := http.Get("http://" + h.app.AdminAddr() + path)
@@ -163,7 +177,7 @@ func TestMetricsLintAndStatusPage(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	page := string(b)
-	for _, want := range []string{`http-equiv="refresh"`, "<td>1001</td><td>Alice</td>", "<td>-1</td><td>connected</td><td>in</td><td>sip:030123@pbx.test</td>",
+	for _, want := range []string{`http-equiv="refresh"`, "<td>1001</td><td>Alice</td>", "<td>-2</td><td>alerting</td><td>in</td><td>sip:030124@pbx.test</td>",
 		"AnswerCall", "action_connected_url", "connected"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)

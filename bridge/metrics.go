@@ -63,6 +63,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rejected_requests_total", Help: "Requests refused before reaching a service, by HTTP status."},
 			[]string{"code"}),
 	}
+	for st := pbx.StateInitiated; st <= pbx.StateHeld; st++ {
+		m.calls.WithLabelValues(st.String()).Set(0) // present before the first call
+	}
 	reg.MustRegister(m.cstaRequests, m.cstaDuration, m.actionRequests, m.actionDuration, m.actionDrops,
 		m.pbxConnected, m.pbxReconnects, m.calls, m.transitions, m.reloadOK, m.reloadTime, m.reloadFailures,
 		m.httpRejected)
@@ -114,19 +117,27 @@ func (m *metrics) link(up, reconnect bool) {
 	}
 }
 
+// transition counts a state change applied by the state machine and moves
+// the call between the live-calls gauges.
 func (m *metrics) transition(from, to pbx.State) {
 	if m == nil {
 		return
 	}
 	m.transitions.WithLabelValues(from.String(), to.String()).Inc()
+	m.moveCall(from, to)
 }
 
-func (m *metrics) setCalls(n [5]int) {
-	if m == nil {
+// moveCall keeps csta_bridge_calls up to date incrementally: recounting
+// every call on each change costs O(calls) per event (docs/BENCHMARKS.md).
+func (m *metrics) moveCall(from, to pbx.State) {
+	if m == nil || from == to {
 		return
 	}
-	for st := pbx.StateInitiated; st <= pbx.StateHeld; st++ {
-		m.calls.WithLabelValues(st.String()).Set(float64(n[st]))
+	if from != pbx.StateNull {
+		m.calls.WithLabelValues(from.String()).Dec()
+	}
+	if to != pbx.StateNull {
+		m.calls.WithLabelValues(to.String()).Inc()
 	}
 }
 

@@ -96,10 +96,12 @@ func (s *switchboard) configure(exts []config.Extension) {
 				s.log.Info("extension removed with live calls; forgetting them", "ext", name, "calls", n)
 			}
 			s.retired[name] = [2]int{p.lastIn, p.lastOut}
+			for _, c := range p.calls {
+				s.metrics.moveCall(c.state, pbx.StateNull)
+			}
 			delete(s.phones, name)
 		}
 	}
-	s.refreshGauges()
 }
 
 // setup fires action_setup_url for phones that have not "booted" yet.
@@ -238,10 +240,10 @@ func (s *switchboard) newCall(p *phone, ref pbx.CallRef, dir pbx.Direction, st p
 		s.enter(p, c, st)
 	} else {
 		c.state = st
+		s.metrics.moveCall(pbx.StateNull, st)
 		c.answered = st == pbx.StateConnected || st == pbx.StateHeld
 		s.hook(p)
 	}
-	s.refreshGauges()
 	return c
 }
 
@@ -270,7 +272,6 @@ func (s *switchboard) enter(p *phone, c *call, st pbx.State) {
 	case pbx.StateHeld:
 		s.actions.fire(p, c, "action_hold", "")
 	}
-	s.refreshGauges()
 }
 
 // clear ends a connection: a disconnect when it was ever connected, a missed
@@ -278,7 +279,6 @@ func (s *switchboard) enter(p *phone, c *call, st pbx.State) {
 func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	p.remove(c)
 	if c.pending {
-		s.refreshGauges()
 		return
 	}
 	s.metrics.transition(c.state, pbx.StateNull)
@@ -290,7 +290,6 @@ func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	}
 	c.state = pbx.StateNull
 	s.hook(p)
-	s.refreshGauges()
 }
 
 // hook fires off-hook when the first call needs the handset and on-hook when
@@ -370,19 +369,4 @@ func (s *switchboard) sync(list []pbx.CallInfo) {
 			s.clear(p, c, pbx.CauseVanished, "")
 		}
 	}
-}
-
-func (s *switchboard) refreshGauges() {
-	if s.metrics == nil {
-		return
-	}
-	var n [5]int
-	for _, p := range s.phones {
-		for _, c := range p.calls {
-			if !c.pending && int(c.state) < len(n) {
-				n[c.state]++
-			}
-		}
-	}
-	s.metrics.setCalls(n)
 }

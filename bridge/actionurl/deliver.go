@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"syscall"
 	"time"
 )
 
@@ -37,7 +38,7 @@ func (n *Notifier) deliver(j Job) {
 	attempt := 0
 	for ; ; attempt++ {
 		var retry bool
-		status, retry, err = n.try(client, j, timeout)
+		status, retry, err = n.try(client, j, timeout, attempt == 0)
 		if err == nil {
 			elapsed := time.Since(start)
 			n.log.Debug("action URL delivered", jobAttrs(j, slog.Int("status", status),
@@ -64,14 +65,21 @@ func (n *Notifier) deliver(j Job) {
 }
 
 func (n *Notifier) failed(j Job, status, attempts int, elapsed time.Duration, err error) {
+	if errors.Is(err, errSinkDown) {
+		// The refusal that opened the breaker was logged at Warn; one line
+		// per URL while the CTI server is down would flood the journal.
+		n.log.Debug("action URL not sent", jobAttrs(j, slog.Any("err", err))...)
+		n.obs.Delivered(j, status, elapsed, err)
+		return
+	}
 	n.log.Warn("action URL failed", jobAttrs(j, slog.Int("status", status), slog.Int("attempts", attempts),
 		slog.Duration("elapsed", elapsed), slog.Any("err", err))...)
 	n.obs.Delivered(j, status, elapsed, err)
 }
 
-// try makes one attempt. retry reports whether a failure is worth another attempt (network error, 5xx).
+// try makes one attempt (first: the job's first). retry reports whether a failure is worth another attempt (network error, 5xx).
 // Errors never carry the URL: it may hold tokens, and callers log it redacted.
-func (n *Notifier) try(client *http.Client, j Job, timeout time.Duration) (status int, retry bool, err error) {
+func (n *Notifier) try(client *http.Client, j Job, timeout time.Duration, first bool) (status int, retry bool, err error) {
 	ctx, cancel := context.WithTimeoutCause(n.stop, timeout,
 		fmt.Errorf("action URL timeout reached (%s)", timeout))
 	defer cancel()
@@ -80,10 +88,19 @@ func (n *Notifier) try(client *http.Client, j Job, timeout time.Duration) (statu
 		return 0, false, fmt.Errorf("invalid URL: %w", unwrapURLError(err))
 	}
 	req.Header.Set("User-Agent", n.userAgent)
+	sink := j.LocalAddr + ">" + req.URL.Host
+	// A job's own retries are spaced by its backoff and still dial; the
+	// breaker spares the jobs queued behind a refusal.
+	if until, down := n.sinkDown(sink); down && first {
+		return 0, false, fmt.Errorf("%w (not retried until %s)", errSinkDown, until.Format("15:04:05.000"))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, true, context.Cause(ctx)
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			n.markSinkDown(sink)
 		}
 		return 0, true, unwrapURLError(err)
 	}
@@ -100,6 +117,33 @@ func (n *Notifier) try(client *http.Client, j Job, timeout time.Duration) (statu
 	default:
 		return status, false, fmt.Errorf("HTTP %d %s", status, http.StatusText(status))
 	}
+}
+
+// errSinkDown fails a job at once while its CTI server refuses connections:
+// without it a dead sink costs one TCP dial per event (docs/BENCHMARKS.md).
+var errSinkDown = errors.New("CTI server refused connections just before")
+
+// sinkDownFor is how long a refused sink is not dialled.
+const sinkDownFor = time.Second
+
+func (n *Notifier) sinkDown(sink string) (time.Time, bool) {
+	n.downMu.Lock()
+	defer n.downMu.Unlock()
+	until, ok := n.down[sink]
+	if !ok {
+		return time.Time{}, false
+	}
+	if time.Now().After(until) {
+		delete(n.down, sink)
+		return time.Time{}, false
+	}
+	return until, true
+}
+
+func (n *Notifier) markSinkDown(sink string) {
+	n.downMu.Lock()
+	n.down[sink] = time.Now().Add(sinkDownFor)
+	n.downMu.Unlock()
 }
 
 // unwrapURLError strips the *url.Error wrapper, whose message repeats the full URL.

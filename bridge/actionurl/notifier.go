@@ -13,6 +13,7 @@ import (
 // Defaults for Options and Job fields left zero.
 const (
 	DefaultQueueSize    = 256
+	DefaultMaxQueued    = 65536
 	DefaultMaxInFlight  = 64
 	DefaultTimeout      = 2 * time.Second
 	DefaultRetryBackoff = 250 * time.Millisecond
@@ -60,6 +61,9 @@ type Options struct {
 	// RetryBackoff is the delay before the first retry, doubled per retry (with jitter) up to 5s;
 	// default 250ms.
 	RetryBackoff time.Duration
+	// MaxQueued caps queued jobs over all keys, so 10,000 extensions with a
+	// dead CTI server cannot queue 10,000 × QueueSize jobs; default 65536.
+	MaxQueued int
 	// UserAgent is sent with every GET; default "csta-bridge".
 	UserAgent string
 	// TLSConfig for https action URLs; nil = system roots.
@@ -72,6 +76,7 @@ type Notifier struct {
 	log          *slog.Logger
 	obs          Observer
 	queueSize    int
+	maxQueued    int
 	maxInFlight  int
 	retryBackoff time.Duration
 	userAgent    string
@@ -93,6 +98,9 @@ type Notifier struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]*http.Client // by normalised LocalAddr
+
+	downMu sync.Mutex
+	down   map[string]time.Time // sinks that refused connections, until when they are not dialled
 }
 
 type keyState uint8
@@ -122,6 +130,8 @@ func New(opts Options) *Notifier {
 		keys:         make(map[string]*keyQueue),
 		drained:      make(chan struct{}),
 		clients:      make(map[string]*http.Client),
+		down:         make(map[string]time.Time),
+		maxQueued:    opts.MaxQueued,
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -131,6 +141,9 @@ func New(opts Options) *Notifier {
 	}
 	if n.queueSize <= 0 {
 		n.queueSize = DefaultQueueSize
+	}
+	if n.maxQueued <= 0 {
+		n.maxQueued = DefaultMaxQueued
 	}
 	if n.maxInFlight <= 0 {
 		n.maxInFlight = DefaultMaxInFlight
@@ -145,7 +158,8 @@ func New(opts Options) *Notifier {
 	return n
 }
 
-// Enqueue queues j and never blocks. It returns false if j was dropped because the Notifier is closed.
+// Enqueue queues j and never blocks. It returns false if j was dropped: the Notifier is closed, or
+// MaxQueued jobs are pending and j's key has none queued it could give up.
 // When the key's queue is full the oldest queued job of that key is dropped instead (reported to the
 // Observer as DropQueueFull) and j is queued: the newest events describe the current call state.
 func (n *Notifier) Enqueue(j Job) bool {
@@ -161,7 +175,16 @@ func (n *Notifier) Enqueue(j Job) bool {
 		n.keys[j.Key] = q
 	}
 	var oldest Job
-	overflow := q.jobs.len() >= n.queueSize
+	overflow := q.jobs.len() >= n.queueSize || (n.pending >= n.maxQueued && q.jobs.len() > 0)
+	if !overflow && n.pending >= n.maxQueued {
+		// Full everywhere and nothing of this key to give up: the new job goes.
+		if q.jobs.len() == 0 && q.state == keyIdle {
+			delete(n.keys, j.Key)
+		}
+		n.mu.Unlock()
+		n.dropped(j, DropQueueFull)
+		return false
+	}
 	if overflow {
 		oldest = q.jobs.pop()
 		n.pending--

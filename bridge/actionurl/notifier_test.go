@@ -732,3 +732,71 @@ func TestNoGoroutineLeak(t *testing.T) {
 		<-tick.C
 	}
 }
+
+// MaxQueued bounds the jobs of all keys together: past it a key gives up its
+// own oldest job, or a key with nothing queued loses the new one.
+func TestMaxQueuedOverAllKeys(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 16)
+	s := newSink(t, func(http.ResponseWriter, *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})
+	rec := newRecorder()
+	n := New(Options{Observer: rec, MaxQueued: 3, MaxInFlight: 1})
+	closeNotifier(t, n)
+	n.Enqueue(Job{Key: "a", Event: "a0", URL: s.URL + "/a0"}) // in flight
+	select {
+	case <-arrived:
+	case <-time.After(waitTimeout):
+		t.Fatal("first job never arrived")
+	}
+	n.Enqueue(Job{Key: "b", Event: "b0", URL: s.URL + "/b0"})
+	n.Enqueue(Job{Key: "b", Event: "b1", URL: s.URL + "/b1"})
+	if n.Enqueue(Job{Key: "c", Event: "c0", URL: s.URL + "/c0"}) {
+		t.Error("a fourth pending job was queued past MaxQueued")
+	}
+	n.Enqueue(Job{Key: "b", Event: "b2", URL: s.URL + "/b2"}) // b gives up b0
+	if got := n.Pending(); got != 3 {
+		t.Errorf("Pending() = %d, want 3", got)
+	}
+	var dropped []string
+	for _, j := range rec.droppedJobs(DropQueueFull) {
+		dropped = append(dropped, j.Event)
+	}
+	if strings.Join(dropped, ",") != "c0,b0" {
+		t.Errorf("dropped %v, want c0,b0", dropped)
+	}
+	close(release)
+	rec.waitDelivered(t, 3)
+}
+
+// A CTI server that refuses connections is not dialled again for a moment:
+// the jobs behind the refusal fail at once, counted, without a dial each.
+func TestRefusingSinkFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	rec := newRecorder()
+	n := New(Options{Observer: rec})
+	closeNotifier(t, n)
+	for i := range 5 {
+		n.Enqueue(Job{Key: "1001", Event: "ev", URL: "http://" + addr + "/" + strconv.Itoa(i)})
+	}
+	out := rec.waitDelivered(t, 5)
+	fast := 0
+	for _, o := range out {
+		if o.err == nil {
+			t.Fatalf("delivered to a closed port: %+v", o)
+		}
+		if errors.Is(o.err, errSinkDown) {
+			fast++
+		}
+	}
+	if fast != 4 {
+		t.Errorf("%d of 5 jobs failed fast, want 4 (only the first one dials)", fast)
+	}
+}
