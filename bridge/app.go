@@ -121,7 +121,7 @@ func New(opts Options) (*App, error) {
 	a.phones = &phoneHTTP{log: a.log.With("component", "http"), table: a.table.Load,
 		auth: httpauth.New("csta-bridge", nil), svc: a.svc, m: a.m, recent: a.cstaLog}
 	a.phones.web = a.webCompat
-	p, err := opts.NewPBX(cfg, a.log.With("component", "pbx", "pbx", cfg.PBX.Type))
+	p, err := opts.NewPBX(cfg, a.log.With("component", "pbx"))
 	if err != nil {
 		return nil, fmt.Errorf("pbx %s: %w", cfg.PBX.Type, err)
 	}
@@ -335,7 +335,7 @@ func (a *App) reload() error {
 	}
 	var newPBX pbx.PBX
 	if !reflect.DeepEqual(cfg.PBX, old.PBX) {
-		if newPBX, err = a.opts.NewPBX(cfg, a.log.With("component", "pbx", "pbx", cfg.PBX.Type)); err != nil {
+		if newPBX, err = a.opts.NewPBX(cfg, a.log.With("component", "pbx")); err != nil {
 			return fmt.Errorf("pbx %s: %w", cfg.PBX.Type, err)
 		}
 	}

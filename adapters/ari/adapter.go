@@ -58,6 +58,7 @@ type Adapter struct {
 	swaps      map[string]*leg                // replacement channel id → leg (AnswerCall)
 	waiters    map[string][]chan struct{}     // channel id → woken on any change
 	registered map[string]bool                // ext → device registered
+	ended      recentSet                      // channels destroyed lately
 	pbxID      string                         // entity id + startup time of the Asterisk we talk to
 	seq        atomic.Uint64
 }

@@ -108,6 +108,7 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 	cl.pending++
 	cl.members[newID] = true
 	cl.dialing = newID
+	cl.swapIn = newID
 	a.callOf[newID] = cl
 	a.mu.Unlock()
 
@@ -154,13 +155,19 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		}
 		return wrap(op, c, err)
 	}
-	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(old.id), "answered_elsewhere") }); err != nil && httpStatus(err) != 404 {
-		a.log.Warn("cannot drop the ringing leg after re-originate", "call", c.String(), "err", err)
-	}
+	// Point the leg at the new channel before the ringing one goes: its
+	// ChannelDestroyed can arrive before the hang-up request returns, and
+	// must not be taken for the end of the connection.
 	a.mu.Lock()
+	if a.ended.has(newID) {
+		// The device refused the new call at once; keep the ringing one.
+		delete(a.swaps, newID)
+		old.released = false
+		cl.dialing = old.id
+		a.mu.Unlock()
+		return fmt.Errorf("ari: %s %s: %w: the device refused the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
+	}
 	if l.ch == old {
-		// The event for the new channel has not arrived yet; point the
-		// leg at it now so a command in between finds it.
 		delete(a.swaps, newID)
 		nch := a.chans[newID]
 		if nch == nil {
@@ -171,6 +178,9 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		l.ch = nch
 	}
 	a.mu.Unlock()
+	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(old.id), "answered_elsewhere") }); err != nil && httpStatus(err) != 404 {
+		a.log.Warn("cannot drop the ringing leg after re-originate", "call", c.String(), "err", err)
+	}
 
 	wctx, cancel := context.WithTimeout(ctx, a.opts.AnswerTimeout)
 	defer cancel()

@@ -38,6 +38,16 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 			a.badFrames.Add(1)
 			return
 		}
+		if ev.Type == "ChannelCreated" {
+			a.ended.remove(ev.Channel.ID) // a client may reuse the id of a gone channel
+		} else if a.ended.has(ev.Channel.ID) {
+			// A channel of a subscribed endpoint that is also in Stasis
+			// reaches the application through both subscriptions, so
+			// Asterisk sends its ChannelDestroyed (and the events just
+			// before it) twice. A late copy must not bring the channel
+			// back as a new call.
+			return
+		}
 	}
 	switch ev.Type {
 	case "ChannelCreated", "ChannelStateChange", "ChannelCallerId", "ChannelDialplan":
@@ -90,6 +100,11 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 	case "StasisStart":
 		ch, _ := a.track(ev.Channel)
 		ch.inStasis = true
+		// A channel the adapter let go of (a transfer continued it into the
+		// dialplan) that comes back belongs to its new call in full.
+		if c := a.callOf[ch.id]; c == nil {
+			ch.released = false
+		}
 		a.onStasisStart(ch, ev)
 		a.maybeConnect(ch)
 	case "StasisEnd":
@@ -222,7 +237,10 @@ func (a *Adapter) attachLeg(ch *channel) {
 func (a *Adapter) progress(l *leg, ch *channel, old string) {
 	makeCall := a.isMakeCall(l)
 	switch {
-	case l.state == pbx.StateNull && l.dir == pbx.Outgoing && !makeCall:
+	case l.state == pbx.StateNull && l.dir == pbx.Outgoing && !makeCall && (ch.protocolID != "" || !isPJSIP(ch) || ch.state != "Ring"):
+		// Asterisk sends a PJSIP channel's ChannelCreated before it copies
+		// the SIP Call-ID into protocol_id (the next event has it); the
+		// core needs it for $call-id, so the call is announced then.
 		l.remote = remoteOf(ch, l.dir)
 		l.state = pbx.StateInitiated
 		a.emit(a.legEvent(pbx.EventOriginated, l))
@@ -234,12 +252,10 @@ func (a *Adapter) progress(l *leg, ch *channel, old string) {
 		l.remote = remoteOf(ch, l.dir)
 		l.state = pbx.StateAlerting
 		a.emit(a.legEvent(pbx.EventOffered, l))
-		if ch.state == "Up" && (l.call == nil || l.call.dialing != ch.id) {
+		if ch.state == "Up" && ownerLets(l, ch) {
 			a.connectLeg(l)
 		}
-	case l.state == pbx.StateAlerting && ch.state == "Up" && (l.call == nil || l.call.dialing != ch.id):
-		// The dialled leg of an owned call is connected by spawnConnect,
-		// once it is bridged.
+	case l.state == pbx.StateAlerting && ch.state == "Up" && ownerLets(l, ch):
 		a.connectLeg(l)
 	case l.state == pbx.StateInitiated && !makeCall && ch.state == "Up" && old != "" && old != "Up" && l.call == nil:
 		// Observed outgoing call: Dial() answers the caller's channel when
@@ -249,6 +265,17 @@ func (a *Adapter) progress(l *leg, ch *channel, old string) {
 		a.connectLeg(l)
 	}
 }
+
+// ownerLets says whether an answered channel's leg may be reported
+// connected now. The dialled leg of an owned call is connected by
+// spawnConnect once it is bridged and the call is marked answered: a
+// duplicate or later event for the channel must not announce it earlier,
+// or a HoldCall sent right after Connected would find the call unanswered.
+func ownerLets(l *leg, ch *channel) bool {
+	return l.call == nil || (l.call.answered && l.call.dialing != ch.id)
+}
+
+func isPJSIP(ch *channel) bool { return strings.HasPrefix(ch.name, "PJSIP/") }
 
 func (a *Adapter) isMakeCall(l *leg) bool {
 	_, ok := a.makeCalls[l.ch.id]
@@ -264,6 +291,8 @@ func (a *Adapter) connectLeg(l *leg) {
 		l.remote = r
 	}
 	a.emit(a.legEvent(pbx.EventConnected, l))
+	// AnswerCall waits for this; spawnConnect gets here without an event.
+	a.wake(l.ch.id)
 }
 
 func (a *Adapter) legEvent(kind pbx.EventKind, l *leg) pbx.Event {
@@ -320,8 +349,12 @@ func (a *Adapter) transferredByPhone(wc *wireChannel, kind pbx.TransferKind) {
 
 func (a *Adapter) onDestroyed(ev *wireEvent) {
 	ch, _ := a.track(ev.Channel)
+	if ev.Cause != 0 {
+		ch.endCause = ev.Cause
+	}
 	delete(a.chans, ch.id)
 	delete(a.swaps, ch.id)
+	a.ended.add(ch.id)
 	defer a.wake(ch.id)
 	if l := ch.leg; l != nil && l.ch == ch {
 		delete(a.legs, l.ref.Ext+"/"+l.ref.ID)

@@ -2,78 +2,587 @@ package ari
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/CyCoreSystems/ari/v5"
+
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/testphone"
 )
 
-// TestIntegrationRealAsterisk runs the MakeCall → hold → retrieve → clear
-// scenario against a real Asterisk. See README.md for the variables.
-func TestIntegrationRealAsterisk(t *testing.T) {
+// The integration test drives a real Asterisk with SIP test phones. See
+// README.md ("Integration test against a real Asterisk") for the set-up;
+// without CSTA_TEST_ARI_URL it is skipped.
+
+// itWait bounds each wait of the integration test: a real PBX on a shared
+// machine is slower than the fake.
+const itWait = 15 * time.Second
+
+type itEnv struct {
+	t      *testing.T
+	a      *Adapter
+	log    *eventLog
+	exts   []pbx.Extension
+	phones map[string]*testphone.Phone
+}
+
+func integrationEnv(t *testing.T) *itEnv {
+	t.Helper()
 	url := os.Getenv("CSTA_TEST_ARI_URL")
 	if url == "" {
 		t.Skip("CSTA_TEST_ARI_URL not set: no Asterisk to test against")
 	}
-	eps := strings.Split(os.Getenv("CSTA_TEST_ARI_ENDPOINTS"), ",")
-	if len(eps) < 2 {
-		t.Fatal("CSTA_TEST_ARI_ENDPOINTS needs two endpoints, e.g. PJSIP/1001,PJSIP/1002")
+	sipAddr := os.Getenv("CSTA_TEST_ARI_SIP")
+	if sipAddr == "" {
+		t.Fatal("CSTA_TEST_ARI_SIP must name Asterisk's PJSIP UDP transport (host:port) the test phones register with")
 	}
-	context_ := os.Getenv("CSTA_TEST_ARI_CONTEXT")
-	if context_ == "" {
-		context_ = "from-internal"
+	if _, _, err := net.SplitHostPort(sipAddr); err != nil {
+		t.Fatalf("CSTA_TEST_ARI_SIP=%q: %v", sipAddr, err)
 	}
-	var exts []pbx.Extension
-	for _, ep := range eps {
-		ep = strings.TrimSpace(ep)
-		_, name, _ := strings.Cut(ep, "/")
-		exts = append(exts, pbx.Extension{Name: name, Endpoint: ep, AutoAnswerHeaders: []string{
+	names := []string{"1001", "1002", "1003"}
+	if v := os.Getenv("CSTA_TEST_ARI_EXTENSIONS"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	if len(names) != 3 {
+		t.Fatalf("CSTA_TEST_ARI_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", os.Getenv("CSTA_TEST_ARI_EXTENSIONS"))
+	}
+	ctxName := os.Getenv("CSTA_TEST_ARI_CONTEXT")
+	if ctxName == "" {
+		ctxName = "from-internal"
+	}
+	app := os.Getenv("CSTA_TEST_ARI_APP")
+	if app == "" {
+		app = "csta-bridge"
+	}
+	env := &itEnv{t: t, phones: map[string]*testphone.Phone{}}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		env.exts = append(env.exts, pbx.Extension{Name: n, Endpoint: "PJSIP/" + n, AutoAnswerHeaders: []string{
 			"Call-Info: <sip:pbx>;answer-after=0", "Alert-Info: <http://pbx>;info=alert-autoanswer;delay=0"}})
-	}
-	dest := os.Getenv("CSTA_TEST_ARI_DEST")
-	if dest == "" {
-		dest = exts[1].Name
+		ctx, cancel := context.WithTimeout(context.Background(), itWait)
+		p, err := testphone.Start(ctx, testphone.Options{
+			User: n, Password: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), Registrar: sipAddr, Logger: testLogger(t).With("side", "phone"),
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("test phone %s: %v", n, err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		env.phones[n] = p
 	}
 	a, err := New(Options{
 		URL: url, Username: os.Getenv("CSTA_TEST_ARI_USER"), Password: os.Getenv("CSTA_TEST_ARI_PASS"),
-		Application: os.Getenv("CSTA_TEST_ARI_APP"), Context: context_, Logger: testLogger(t),
+		Application: app, Context: ctxName, Logger: testLogger(t),
+		AnswerTimeout: 2 * time.Second, // the "phone ignores auto-answer" scenario waits for it
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.SetExtensions(exts)
+	a.SetExtensions(env.exts)
+	env.a = a
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan pbx.Event, 1000)
 	done := make(chan error, 1)
+	env.log = newEventLog(t, events)
 	go func() { done <- a.Run(ctx, events) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		<-done
-	}()
-	h := &harness{t: t, a: a, events: events}
-	h.waitEvent("sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
-	h.waitEvent("link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+		select {
+		case <-done:
+		case <-time.After(itWait):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	env.log.wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
+	env.log.wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+	for _, n := range names {
+		env.log.wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
+			return ev.Kind == pbx.EventDevice && ev.Call.Ext == n && ev.Registered
+		})
+	}
+	return env
+}
 
-	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer ccancel()
-	ref := pbx.CallRef{Ext: exts[0].Name, ID: "itest-" + time.Now().Format("150405")}
-	if err := a.MakeCall(cctx, pbx.MakeCallRequest{Call: ref, CSTAID: 1, Destination: dest, AutoAnswer: true}); err != nil {
-		t.Fatalf("MakeCall: %v", err)
+// eventLog keeps every event the adapter sends, so a test can wait for
+// events in any order and check that something did not happen.
+type eventLog struct {
+	mu     sync.Mutex
+	events []pbx.Event
+	used   []bool
+	signal chan struct{}
+}
+
+func newEventLog(t *testing.T, events <-chan pbx.Event) *eventLog {
+	l := &eventLog{signal: make(chan struct{}, 1)}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case ev := <-events:
+				l.mu.Lock()
+				l.events = append(l.events, ev)
+				l.used = append(l.used, false)
+				l.mu.Unlock()
+				select {
+				case l.signal <- struct{}{}:
+				default:
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return l
+}
+
+// wait returns the first event not yet taken that matches.
+func (l *eventLog) wait(t *testing.T, desc string, match func(pbx.Event) bool) pbx.Event {
+	t.Helper()
+	deadline := time.NewTimer(itWait)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for i, ev := range l.events {
+			if !l.used[i] && match(ev) {
+				l.used[i] = true
+				l.mu.Unlock()
+				return ev
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.signal:
+		case <-deadline.C:
+			t.Fatalf("no %s within %s; events so far:\n%s", desc, itWait, l.dump())
+		}
 	}
-	h.waitEvent("originated", func(ev pbx.Event) bool { return ev.Kind == pbx.EventOriginated && ev.Call == ref })
-	h.waitEvent("connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
-	if err := a.Hold(cctx, ref); err != nil {
-		t.Fatalf("Hold: %v", err)
+}
+
+func (l *eventLog) dump() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for i, ev := range l.events {
+		mark := " "
+		if l.used[i] {
+			mark = "*"
+		}
+		fmt.Fprintf(&b, "%s %s %s remote=%+v cause=%s csta=%d\n", mark, ev.Kind, ev.Call, ev.Remote, ev.Cause, ev.CSTAID)
 	}
-	h.waitEvent("held", func(ev pbx.Event) bool { return ev.Kind == pbx.EventHeld && ev.Call == ref })
-	if err := a.Retrieve(cctx, ref); err != nil {
-		t.Fatalf("Retrieve: %v", err)
+	return b.String()
+}
+
+// none fails if an event not yet taken matches.
+func (l *eventLog) none(t *testing.T, desc string, match func(pbx.Event) bool) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, ev := range l.events {
+		if !l.used[i] && match(ev) {
+			t.Fatalf("unexpected %s: %s %s (%+v)", desc, ev.Kind, ev.Call, ev)
+		}
 	}
-	h.waitEvent("retrieved", func(ev pbx.Event) bool { return ev.Kind == pbx.EventRetrieved && ev.Call == ref })
-	if err := a.ClearCall(cctx, ref); err != nil {
-		t.Fatalf("ClearCall: %v", err)
+}
+
+func (e *itEnv) on(ref pbx.CallRef, k pbx.EventKind) pbx.Event {
+	e.t.Helper()
+	return e.log.wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+}
+
+// offeredFor waits for the Offered event of a phone's incoming call.
+func (e *itEnv) offeredFor(ext string, c *testphone.Call) pbx.Event {
+	e.t.Helper()
+	return e.log.wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
+	})
+}
+
+func itCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*itWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func phoneState(t *testing.T, ctx context.Context, c *testphone.Call, want testphone.State) {
+	t.Helper()
+	if _, err := c.WaitState(ctx, want); err != nil {
+		t.Fatal(err)
 	}
-	h.waitEvent("cleared", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
+}
+
+// dialAndOffer has phone from call to through the PBX and returns the
+// caller's and the callee's phone calls and the two legs' first events
+// (Originated, Offered), matched by SIP Call-ID.
+func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *testphone.Call, orig, offered pbx.Event) {
+	e.t.Helper()
+	out, err := e.phones[from].Dial(ctx, to)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	in, err = e.phones[to].Incoming(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	phoneState(e.t, ctx, in, testphone.StateRinging)
+	orig = e.log.wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
+	})
+	if orig.Remote.Number != to {
+		e.t.Errorf("originated by %s: remote %+v, want number %s", from, orig.Remote, to)
+	}
+	offered = e.log.wait(e.t, "offered to "+to, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOffered && ev.Call.Ext == to && ev.SIPCallID == in.CallID()
+	})
+	if offered.Remote.Number != from {
+		e.t.Errorf("offered to %s: remote %+v, want number %s", to, offered.Remote, from)
+	}
+	return out, in, orig, offered
+}
+
+// settle hangs up whatever a scenario left behind and waits until
+// Asterisk has no channels, so the next scenario starts clean.
+func (e *itEnv) settle(t *testing.T) {
+	t.Logf("events (* = checked by the scenario):\n%s", e.log.dump())
+	ctx, cancel := context.WithTimeout(context.Background(), itWait)
+	defer cancel()
+	for _, p := range e.phones {
+		for _, c := range p.Calls() {
+			_ = c.Hangup(ctx)
+		}
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var keys []*ari.Key
+		err := e.a.rest(ctx, func(c ari.Client) (err error) { keys, err = c.Channel().List(nil); return })
+		if err == nil && len(keys) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("Asterisk still has channels after the scenario: %v (%v)", keys, err)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (e *itEnv) run(name string, fn func(t *testing.T)) {
+	parent := e.t
+	e.t.Run(name, func(t *testing.T) {
+		e.t = t
+		defer func() { e.t = parent }()
+		defer e.settle(t)
+		fn(t)
+	})
+}
+
+func TestIntegrationRealAsterisk(t *testing.T) {
+	e := integrationEnv(t)
+	a1, a2, a3 := e.exts[0].Name, e.exts[1].Name, e.exts[2].Name
+
+	e.run("routed call, answered on the phone, hung up by the caller", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		callerRef := orig.Call
+		e.on(callerRef, pbx.EventConnected)
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("callee cleared with %s, want normal", c.Cause)
+		}
+		if c := e.on(callerRef, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("caller cleared with %s, want normal", c.Cause)
+		}
+	})
+
+	e.run("caller gives up: missed call", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseCancelled {
+			t.Errorf("callee cleared with %s, want cancelled", c.Cause)
+		}
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("ClearConnection rejects a ringing call", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := e.a.ClearConnection(ctx, offered.Call); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		phoneState(t, ctx, out, testphone.StateEnded)
+		if out.Status() != 486 {
+			t.Errorf("caller's call ended with status %d, want 486 busy", out.Status())
+		}
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseRejected {
+			t.Errorf("callee cleared with %s, want rejected", c.Cause)
+		}
+		if c := e.on(orig.Call, pbx.EventCleared); c.Cause != pbx.CauseBusy {
+			t.Errorf("caller cleared with %s, want busy", c.Cause)
+		}
+	})
+
+	e.run("AnswerCall, HoldCall, RetrieveCall, ClearConnection", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		ref := offered.Call
+		if err := e.a.Answer(ctx, ref); err != nil {
+			t.Fatalf("Answer: %v", err)
+		}
+		// The ringing call is replaced by an auto-answered one.
+		phoneState(t, ctx, in, testphone.StateEnded)
+		repl, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !repl.AutoAnswerRequested() {
+			t.Errorf("replacement call without auto-answer headers: Call-Info %q", repl.Header("Call-Info"))
+		}
+		phoneState(t, ctx, repl, testphone.StateConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(ref, pbx.EventConnected)
+		callerRef := orig.Call
+		e.on(callerRef, pbx.EventConnected)
+		e.log.none(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
+
+		if err := e.a.Hold(ctx, ref); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		e.on(ref, pbx.EventHeld)
+		if err := e.a.Retrieve(ctx, ref); err != nil {
+			t.Fatalf("Retrieve: %v", err)
+		}
+		e.on(ref, pbx.EventRetrieved)
+		// The replacement call carried the caller's identity to the phone;
+		// the caller must still see the extension, not itself.
+		e.log.none(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
+			return ev.Call == callerRef && (ev.Kind == pbx.EventConnected || ev.Kind == pbx.EventPartyChanged) && ev.Remote.Number == a2
+		})
+
+		if err := e.a.ClearConnection(ctx, ref); err != nil {
+			t.Fatalf("ClearConnection: %v", err)
+		}
+		phoneState(t, ctx, repl, testphone.StateEnded)
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(callerRef, pbx.EventCleared)
+	})
+
+	e.run("AnswerCall on a phone that ignores auto-answer", func(t *testing.T) {
+		ctx := itCtx(t)
+		e.phones[a1].SetIgnoreAutoAnswerHeaders(true)
+		defer e.phones[a1].SetIgnoreAutoAnswerHeaders(false)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		ref := offered.Call
+		if err := e.a.Answer(ctx, ref); !errors.Is(err, pbx.ErrDeviceUnreachable) {
+			t.Fatalf("Answer = %v, want device unreachable", err)
+		}
+		// The replacement call keeps ringing; picked up by hand, it is the
+		// same connection for the CTI software.
+		phoneState(t, ctx, in, testphone.StateEnded)
+		repl, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repl.State() != testphone.StateRinging || !repl.AutoAnswerRequested() {
+			t.Fatalf("replacement call %s, auto-answer requested %v", repl.State(), repl.AutoAnswerRequested())
+		}
+		if err := repl.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(ref, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, repl, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("phone holds and resumes", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		if err := in.Hold(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h := e.on(offered.Call, pbx.EventHeld); !h.ByPhone {
+			t.Error("phone's hold not reported as by phone")
+		}
+		if err := e.a.Retrieve(ctx, offered.Call); err == nil {
+			t.Error("RetrieveCall took back the phone's own hold")
+		}
+		if err := in.Unhold(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventRetrieved)
+		if err := in.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(offered.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("MakeCall to another phone, cleared by the far phone", func(t *testing.T) {
+		ctx := itCtx(t)
+		ref := pbx.CallRef{Ext: a1, ID: "itest-mc-" + time.Now().Format("150405.000")}
+		if err := e.a.MakeCall(ctx, pbx.MakeCallRequest{Call: ref, CSTAID: 4711, Destination: a2, AutoAnswer: true}); err != nil {
+			t.Fatalf("MakeCall: %v", err)
+		}
+		own, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, own, testphone.StateConnected)
+		if o := e.on(ref, pbx.EventOriginated); o.Remote.Number != a2 || o.CSTAID != 4711 {
+			t.Errorf("originated: remote %+v csta %d", o.Remote, o.CSTAID)
+		}
+		far, err := e.phones[a2].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offered := e.offeredFor(a2, far)
+		if offered.Remote.Number != a1 {
+			t.Errorf("destination sees caller %+v, want %s", offered.Remote, a1)
+		}
+		if far.RemoteUser() != a1 {
+			t.Errorf("destination phone sees caller %q, want %s", far.RemoteUser(), a1)
+		}
+		e.log.none(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+		if err := far.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(ref, pbx.EventConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		if err := far.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, own, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(offered.Call, pbx.EventCleared)
+	})
+
+	e.run("SingleStepTransfer", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		if err := e.a.SingleStepTransfer(ctx, offered.Call, "sip:"+a3+"@pbx"); err != nil {
+			t.Fatalf("SingleStepTransfer: %v", err)
+		}
+		e.on(offered.Call, pbx.EventTransferred)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
+			t.Errorf("transferring leg cleared with %s, want transferred", c.Cause)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		target, err := e.phones[a3].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off3 := e.offeredFor(a3, target)
+		if off3.Remote.Number != a2 {
+			t.Errorf("transfer target sees %+v, want %s", off3.Remote, a2)
+		}
+		if err := target.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(off3.Call, pbx.EventConnected)
+		if out.State() != testphone.StateConnected {
+			t.Fatalf("transferred caller's call is %s", out.State())
+		}
+		e.log.none(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
+		if err := target.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(off3.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("TransferCall", func(t *testing.T) {
+		ctx := itCtx(t)
+		// First call: a2 calls a1, answered, held by the bridge.
+		out2, in1, _, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in1.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		held := offered.Call
+		e.on(held, pbx.EventConnected)
+		if err := e.a.Hold(ctx, held); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		e.on(held, pbx.EventHeld)
+		// Consultation: a1 calls a3 through MakeCall.
+		active := pbx.CallRef{Ext: a1, ID: "itest-xfer-" + time.Now().Format("150405.000")}
+		if err := e.a.MakeCall(ctx, pbx.MakeCallRequest{Call: active, Destination: a3, AutoAnswer: true}); err != nil {
+			t.Fatalf("MakeCall: %v", err)
+		}
+		own, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in3, err := e.phones[a3].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := in3.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(active, pbx.EventConnected)
+		off3 := e.offeredFor(a3, in3)
+		e.on(off3.Call, pbx.EventConnected)
+
+		if err := e.a.Transfer(ctx, held, active); err != nil {
+			t.Fatalf("Transfer: %v", err)
+		}
+		for _, r := range []pbx.CallRef{held, active} {
+			e.on(r, pbx.EventTransferred)
+			if c := e.on(r, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
+				t.Errorf("%s cleared with %s, want transferred", r, c.Cause)
+			}
+		}
+		phoneState(t, ctx, in1, testphone.StateEnded)
+		phoneState(t, ctx, own, testphone.StateEnded)
+		if out2.State() != testphone.StateConnected || in3.State() != testphone.StateConnected {
+			t.Fatalf("after transfer: %s's call %s, %s's call %s; want both connected", a2, out2.State(), a3, in3.State())
+		}
+		// The two remaining parties are one call now: one hangs up, the
+		// other is cleared.
+		if err := out2.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in3, testphone.StateEnded)
+		e.on(off3.Call, pbx.EventCleared)
+	})
 }

@@ -37,6 +37,7 @@ type channel struct {
 	dialStatus string // last Dial status involving this channel
 	peer       string // the other channel of a Dial, when known
 	hangupBy   int    // cause of the channel's own hangup request
+	endCause   int    // cause in ChannelDestroyed: what the channel really ended with
 	leg        *leg
 	// released channels leave their owned call without taking the other
 	// party down (transfer, swap, continue).
@@ -45,15 +46,14 @@ type channel struct {
 
 // leg is one connection of a mapped extension (a pbx.CallRef).
 type leg struct {
-	ref     pbx.CallRef
-	ch      *channel
-	dir     pbx.Direction
-	state   pbx.State // StateNull until announced
-	remote  pbx.Party
-	cstaID  int
-	call    *call // owned call, nil when only observed
-	heldBy  bool  // PBX-side hold done by the bridge
-	swapped bool  // answered by re-originate: the old channel's end is not the leg's end
+	ref    pbx.CallRef
+	ch     *channel
+	dir    pbx.Direction
+	state  pbx.State // StateNull until announced
+	remote pbx.Party
+	cstaID int
+	call   *call // owned call, nil when only observed
+	heldBy bool  // PBX-side hold done by the bridge
 
 	transferred bool
 	clearCause  *pbx.Cause // set by a command that knows why the leg ends
@@ -70,6 +70,7 @@ type call struct {
 	answered  bool
 	pending   int    // operations that will add a member (dial, swap)
 	dialing   string // channel being dialled for this call
+	swapIn    string // the auto-answer channel that replaces the ringing one (AnswerCall)
 	destroyed bool
 }
 
@@ -104,3 +105,36 @@ func endpointKey(ep string) string {
 	}
 	return ep
 }
+
+// recentSetSize is how many destroyed channel ids the adapter remembers to
+// drop late duplicate events; duplicates arrive within milliseconds, so a
+// few hundred calls of history is plenty.
+const recentSetSize = 512
+
+// recentSet remembers the last recentSetSize ids added.
+type recentSet struct {
+	ids  map[string]bool
+	ring []string
+	next int
+}
+
+func (s *recentSet) add(id string) {
+	if s.ids == nil {
+		s.ids = make(map[string]bool, recentSetSize)
+		s.ring = make([]string, recentSetSize)
+	}
+	if s.ids[id] {
+		return
+	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.ids, old)
+	}
+	s.ring[s.next] = id
+	s.ids[id] = true
+	s.next = (s.next + 1) % recentSetSize
+}
+
+func (s *recentSet) has(id string) bool { return s.ids[id] }
+
+// remove forgets id; its slot in the ring is reused in turn.
+func (s *recentSet) remove(id string) { delete(s.ids, id) }

@@ -179,6 +179,24 @@ func (a *Adapter) dialOut(ctx context.Context, c *call, aID, number string, make
 		a.failCall(c, aID, reason)
 		return fmt.Errorf("create channel to %s: %w", target, err)
 	}
+	// POST /channels/create returns before the new channel's Stasis
+	// control exists; until its StasisStart, dial and set-variable answer
+	// 409 "Channel not in Stasis application" (seen on Asterisk 22).
+	sctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	err = a.waitFor(sctx, bID, func(ch *channel) (bool, error) {
+		if ch == nil {
+			if a.ended.has(bID) {
+				return false, fmt.Errorf("channel to %s ended before it could be dialled", target)
+			}
+			return false, nil
+		}
+		return ch.inStasis, nil
+	})
+	cancel()
+	if err != nil {
+		_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Hangup(chanKey(bID), "normal") })
+		return fmt.Errorf("wait for %s to enter the application: %w", target, err)
+	}
 	_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(bID), varCall, c.id) })
 	a.mu.Lock()
 	gone := c.destroyed
@@ -228,7 +246,14 @@ func (a *Adapter) spawnConnect(c *call, bID string) {
 	c.dialing = ""
 	others := c.others(bID)
 	bridge := c.bridge
+	swapIn := c.swapIn == bID
 	a.spawn("connect answered call", func(ctx context.Context) error {
+		if id := a.ownCallerID(bID); swapIn && id != "" {
+			// The auto-answer call was placed with the caller's identity,
+			// so the phone shows who is calling; bridged like that, Asterisk
+			// would give the caller its own number as connected line.
+			_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(bID), "CALLERID(all)", id) })
+		}
 		for _, o := range others {
 			a.mu.Lock()
 			och := a.chans[o]
@@ -284,9 +309,18 @@ func (a *Adapter) memberGone(c *call, ch *channel) {
 		// reason (busy, no answer) so its phone and the core see it.
 		c.dialing = ""
 		c.pending = 0
-		reason = hangupReason(ch.dialStatus, ch.hangupByOr())
+		reason = hangupReason(ch.dialStatus, ch.cause())
 	}
-	others := c.others("")
+	// A member the adapter let go of (continued into the dialplan by a
+	// transfer) may not have left yet: its StasisEnd can come after this
+	// channel's end. It is no longer part of the call, so it is not hung up.
+	var others []string
+	for _, o := range c.others("") {
+		if och := a.chans[o]; och != nil && och.released {
+			continue
+		}
+		others = append(others, o)
+	}
 	for _, o := range others {
 		if och := a.chans[o]; och != nil && och.leg != nil && och.leg.ch == och && och.leg.state == pbx.StateAlerting {
 			cc := pbx.CauseCancelled
@@ -306,7 +340,16 @@ func (a *Adapter) memberGone(c *call, ch *channel) {
 	})
 }
 
-func (ch *channel) hangupByOr() int { return ch.hangupBy }
+// cause is why the channel ended. The destroy cause wins: a hangup
+// requested over ARI shows a placeholder cause (32) in
+// ChannelHangupRequest even when a reason such as busy was given, and only
+// ChannelDestroyed carries the real one (17).
+func (ch *channel) cause() int {
+	if ch.endCause != 0 {
+		return ch.endCause
+	}
+	return ch.hangupBy
+}
 
 func (a *Adapter) spawnDestroy(c *call) {
 	if c.destroyed {

@@ -43,9 +43,14 @@ func ownedRinging(t *testing.T, h *harness, from string) (string, pbx.CallRef) {
 	if o.Call.ID != aID || o.Remote.Number != "1002" {
 		t.Fatalf("originated %+v", o)
 	}
+	// Asterisk's ChannelCreated has no protocol_id yet; the call must be
+	// announced with the SIP Call-ID all the same ($call-id).
+	if o.SIPCallID == "" {
+		t.Fatalf("originated without SIP Call-ID: %+v", o)
+	}
 	off := h.waitKind("1002", pbx.EventOffered)
-	if off.Remote.Number != from {
-		t.Fatalf("offered remote %+v", off.Remote)
+	if off.Remote.Number != from || off.SIPCallID == "" {
+		t.Fatalf("offered %+v", off)
 	}
 	return aID, off.Call
 }
@@ -118,6 +123,39 @@ func TestOwnedCallBusyCallee(t *testing.T) {
 	}
 	if k := kinds(got["1001"]); k != "cleared(busy)" {
 		t.Errorf("1001: %s", k)
+	}
+}
+
+// Rejecting a ringing routed call gives the caller busy, as the phone's
+// own 486 would (ARI's ChannelHangupRequest says cause 32 for any reason;
+// only ChannelDestroyed has the real one).
+func TestClearConnectionRejectsRingingCall(t *testing.T) {
+	h := newHarness(t)
+	aID, ref := ownedRinging(t, h, "1001")
+	if err := h.a.ClearConnection(ctxT(t), ref); err != nil {
+		t.Fatal(err)
+	}
+	got := h.collect(clearedAll("1001", "1002"))
+	if k := kinds(got["1002"]) + " / " + kinds(got["1001"]); k != "cleared(rejected) / cleared(busy)" {
+		t.Errorf("1002 / 1001: %s", k)
+	}
+	if r, ok := lastRequest(h.fake, "DELETE", "/channels/"+aID); !ok || r.Params["reason"] != "busy" {
+		t.Errorf("caller hung up with %+v, want reason busy", r)
+	}
+}
+
+// HoldCall sent the moment the callee is reported connected must work: the
+// duplicated ChannelStateChange(Up) Asterisk sends for a Stasis channel of
+// a subscribed endpoint must not announce the leg before it is bridged.
+func TestHoldRightAfterConnected(t *testing.T) {
+	h := newHarness(t)
+	_, ref := ownedRinging(t, h, "1001")
+	if err := h.fake.Answer(ref.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("callee connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+	if err := h.a.Hold(ctxT(t), ref); err != nil {
+		t.Fatalf("Hold right after Connected: %v", err)
 	}
 }
 

@@ -62,6 +62,8 @@ type Channel struct {
 	dialedBy        string // channel id given as caller to /dial, or "originate"
 	stasisOnAnswer  []string
 	app             bool
+	ariDialed       bool // dialled with POST /channels/{id}/dial
+	appSeen         bool // the application subscribed to the channel itself (Stasis or created by it)
 }
 
 type bridge struct {
@@ -420,11 +422,36 @@ func (s *Server) event(typ string, fields map[string]any) {
 }
 
 func (s *Server) chanEvent(typ string, c *Channel, extra map[string]any) {
-	f := map[string]any{"channel": s.chanJSON(c)}
+	if c.InStasis || c.app {
+		c.appSeen = true
+	}
+	ch := s.chanJSON(c)
+	if typ == "ChannelCreated" && strings.HasPrefix(c.Endpoint, "PJSIP/") {
+		// Asterisk 22 announces a PJSIP channel before it has copied the
+		// SIP Call-ID into protocol_id; the next event carries it.
+		ch["protocol_id"] = ""
+	}
+	f := map[string]any{"channel": ch}
 	for k, v := range extra {
 		f[k] = v
 	}
 	s.event(typ, f)
+	if s.twice(c) && !onceOnly[typ] {
+		s.event(typ, f)
+	}
+}
+
+// onceOnly are the channel events Asterisk sends once even when the
+// application sees the channel through two subscriptions.
+var onceOnly = map[string]bool{"ChannelCreated": true, "StasisStart": true, "StasisEnd": true,
+	"ChannelEnteredBridge": true, "ChannelLeftBridge": true}
+
+// twice says whether the application sees c through two subscriptions:
+// the channel's own (it entered Stasis, or the application created it) and
+// its endpoint's. Asterisk 22 then sends each channel-topic event twice,
+// up to and including ChannelDestroyed.
+func (s *Server) twice(c *Channel) bool {
+	return c.appSeen && s.subs["endpoint:"+c.Endpoint]
 }
 
 // visible says whether the application gets events for c: Stasis channels
@@ -505,6 +532,9 @@ func (s *Server) dialEvent(caller, peer *Channel, status string) {
 		f["caller"] = s.chanJSON(caller)
 	}
 	s.event("Dial", f)
+	if s.twice(peer) || (caller != nil && s.twice(caller)) {
+		s.event("Dial", f)
+	}
 }
 
 // Answer simulates the device of channel id answering (200 OK).
@@ -590,8 +620,11 @@ func (s *Server) destroy(c *Channel, cause int) {
 		c.InStasis = false
 		s.chanEvent("StasisEnd", c, nil)
 	}
-	// A plain Dial() peer that never answered reports its status to the caller.
-	if c.dialedBy != "" && c.State != "Up" {
+	// A plain Dial() peer that never answered reports its status to the
+	// caller. A channel dialled over ARI (POST /channels/{id}/dial) does
+	// not: Asterisk 22 sends no final Dial event for it, whether the phone
+	// rejects it or the application hangs it up.
+	if c.dialedBy != "" && c.State != "Up" && !c.ariDialed {
 		var caller *Channel
 		if c.dialedBy != "originate" {
 			caller = s.channels[c.dialedBy]
@@ -854,7 +887,7 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 			c.ConnName, c.ConnNum = caller.CallerName, caller.CallerNum
 			s.emitIf("ChannelConnectedLine", c, nil)
 		}
-		c.dialedBy = "originate"
+		c.dialedBy, c.ariDialed = "originate", true
 		s.dialEvent(nil, c, "")
 		c.State = "Ringing"
 		s.emitIf("ChannelStateChange", c, nil)
