@@ -21,6 +21,9 @@ type fakePBX struct {
 	block    chan struct{} // non-nil: commands wait for it to close
 	entered  chan string   // receives each command's name as it starts
 	tags     map[pbx.CallRef]int
+	// onMakeCall runs inside MakeCall before it returns, like a PBX that
+	// reports the new call early.
+	onMakeCall func(pbx.MakeCallRequest)
 }
 
 func newFakePBX() *fakePBX {
@@ -102,6 +105,9 @@ func (f *fakePBX) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	return f.command(ctx, "Transfer", held.String()+" "+active.String())
 }
 func (f *fakePBX) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
+	if f.onMakeCall != nil {
+		f.onMakeCall(req)
+	}
 	return f.command(ctx, "MakeCall", fmt.Sprintf("%s %d %s %v", req.Call.Ext, req.CSTAID, req.Destination, req.AutoAnswer))
 }
 func (f *fakePBX) TagCall(ctx context.Context, c pbx.CallRef, id int) error {

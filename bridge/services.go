@@ -237,7 +237,7 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 		id := p.newID(pbx.Outgoing)
 		ref := pbx.CallRef{Ext: ext, ID: fmt.Sprintf("mc-%s-%s-%d", s.boot, ext, id)}
 		c = &call{id: id, ref: ref, dir: pbx.Outgoing, remote: pbx.Party{Number: dest}, pending: true,
-			sipCallID: ref.ID, created: s.sb.now()}
+			created: s.sb.now()}
 		p.add(c)
 	})
 	if err != nil {

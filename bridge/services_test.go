@@ -309,3 +309,28 @@ func TestMakeCallEndsBeforeReply(t *testing.T) {
 	}
 	h.sink.none(t, h, "1001")
 }
+
+// MakeCall's action URLs carry the SIP Call-ID the PBX reports for the new
+// call, the same one in every URL of the call.
+func TestMakeCallCallID(t *testing.T) {
+	h := start(t, nil)
+	u := h.sink.srv.URL
+	if err := h.app.setRuntimeSettings("1001", map[string]string{
+		"action_outgoing_url":  u + "/outgoing?ext=$active_user&csta_id=$csta_id&cid=$call-id",
+		"action_connected_url": u + "/connected?ext=$active_user&csta_id=$csta_id&cid=$call-id",
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The PBX reports the new call (with its Call-ID) before MakeCall returns.
+	h.pbx.onMakeCall = func(req pbx.MakeCallRequest) {
+		h.pbx.emit(pbx.Event{Kind: pbx.EventOriginated, Call: req.Call, SIPCallID: "abc@pbx"})
+	}
+	h.ok("1001", "MakeCall", "<csta:callingDevice></csta:callingDevice><csta:calledDirectoryNumber>1002</csta:calledDirectoryNumber>")
+	out := h.sink.next(t, "1001", "outgoing")[0]
+	ref := mcRef(t, h, "1001", 1)
+	h.pbx.emit(pbx.Event{Kind: pbx.EventConnected, Call: ref, SIPCallID: "other@pbx"})
+	conn := h.sink.next(t, "1001", "connected")[0]
+	if out.Query.Get("cid") != "abc@pbx" || conn.Query.Get("cid") != "abc@pbx" {
+		t.Errorf("$call-id: outgoing %q, connected %q, want abc@pbx for both", out.Query.Get("cid"), conn.Query.Get("cid"))
+	}
+}

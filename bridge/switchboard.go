@@ -160,8 +160,11 @@ func (s *switchboard) apply(ev pbx.Event) {
 			return
 		}
 		if c.pending {
-			c.pending = false
 			s.fill(c, ev)
+			c.pending = false
+			if c.sipCallID == "" {
+				c.sipCallID = c.ref.ID
+			}
 			s.enter(p, c, pbx.StateInitiated)
 		}
 	case pbx.EventConnected:
@@ -210,7 +213,10 @@ func (s *switchboard) fill(c *call, ev pbx.Event) {
 	if ev.Remote.Number != "" || ev.Remote.URI != "" {
 		c.remote = ev.Remote
 	}
-	if ev.SIPCallID != "" {
+	// $call-id must stay the same for all of a call's action URLs (CTI
+	// software correlates by it), so it is taken once, before the call is
+	// first announced or while it is still a pending MakeCall.
+	if ev.SIPCallID != "" && (c.sipCallID == "" || c.pending) {
 		c.sipCallID = ev.SIPCallID
 	}
 	if len(ev.Headers) > 0 {
