@@ -167,7 +167,7 @@ func TestConnectionCap(t *testing.T) {
 			}
 		},
 	}
-	go srv.Serve(limitListener(ln, limit))
+	go srv.Serve(limitListener(ln, limit, 0))
 	defer srv.Close()
 
 	// Two clients take both slots and send nothing.
@@ -212,4 +212,52 @@ func TestConnectionCap(t *testing.T) {
 	if peak > limit {
 		t.Fatalf("%d connections open at once, cap %d", peak, limit)
 	}
+}
+
+// One source address cannot take every slot: past its share its connections
+// are closed at once, and another address is still served.
+func TestConnectionCapPerIP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(limitListener(ln, 4, 2))
+	defer srv.Close()
+	var held []net.Conn
+	for range 2 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), waitFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	// The third connection from 127.0.0.1 is closed without an answer.
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	if n, err := c.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("third connection from one IP was served (%d bytes)", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("third connection from one IP hangs instead of being closed")
+	}
+	// Another source address gets in.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: waitFor}
+	other, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	io.WriteString(other, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	other.SetReadDeadline(time.Now().Add(waitFor))
+	buf := make([]byte, 64)
+	if n, err := other.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "200 OK") {
+		t.Fatalf("connection from another IP: %q %v", buf[:n], err)
+	}
+	_ = held
 }

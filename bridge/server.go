@@ -22,6 +22,7 @@ const (
 	idleTimeout       = 90 * time.Second
 	maxHeaderBytes    = 16 << 10
 	maxConnsPerListen = 1024
+	maxConnsPerIP     = 256 // one CTI server keeps a few keep-alive connections, not hundreds
 )
 
 // server is one bound listener.
@@ -53,7 +54,7 @@ func (a *App) listen(name, addr string, tlsCfg config.TLS, h http.Handler) (*ser
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", name, err)
 	}
-	ln = limitListener(ln, maxConnsPerListen)
+	ln = limitListener(ln, maxConnsPerListen, maxConnsPerIP)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
