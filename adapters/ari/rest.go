@@ -130,7 +130,7 @@ func mapErr(err error) error {
 	case st == http.StatusNotFound:
 		return fmt.Errorf("%w (%v)", pbx.ErrNoSuchCall, err)
 	case st == http.StatusConflict:
-		return fmt.Errorf("%w: call is not under the bridge's Stasis application; route it through the csta-bridge dialplan snippet (%v)", pbx.ErrNotSupported, err)
+		return fmt.Errorf("%w: Asterisk answered 409, the channel is not (or no longer) in the bridge's Stasis application; calls that bypass the csta-bridge dialplan snippet cannot be controlled (%v)", pbx.ErrNotSupported, err)
 	case st == http.StatusPreconditionFailed || st == http.StatusUnprocessableEntity:
 		// 412 channel in the wrong state; 422 channel not in that bridge.
 		return fmt.Errorf("%w (%v)", pbx.ErrInvalidState, err)

@@ -37,7 +37,8 @@ type Options struct {
 	// `api status` (default 10s). A connection that dies without a
 	// disconnect notice is noticed within PingInterval+CommandTimeout.
 	PingInterval time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 30s).
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 5s: a PBX that is back is
+	// reconnected within 5 s, the product promise).
 	MinBackoff, MaxBackoff time.Duration
 	// ReorderWindow is how long an event is held back so that events eslgo
 	// delivered out of order can be sorted by Event-Sequence (default 40ms).
@@ -62,7 +63,7 @@ func (o *Options) setDefaults() {
 	def(&o.CommandTimeout, 5*time.Second)
 	def(&o.PingInterval, 10*time.Second)
 	def(&o.MinBackoff, 500*time.Millisecond)
-	def(&o.MaxBackoff, 30*time.Second)
+	def(&o.MaxBackoff, 5*time.Second)
 	def(&o.ReorderWindow, 40*time.Millisecond)
 	def(&o.ConfirmTimeout, 2*time.Second)
 	def(&o.AnswerTimeout, 8*time.Second)

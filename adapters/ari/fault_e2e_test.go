@@ -1,0 +1,560 @@
+package ari
+
+// End-to-end fault injection: the whole bridge (bridge.App with this
+// adapter) against the fake Asterisk, a CTI server receiving the action
+// URLs, and CSTA requests over real HTTP. The adapter's own tests check the
+// pbx.Event stream; these check what a CTI client sees when Asterisk drops
+// the connection, restarts, answers slowly or answers with an error.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/adapters/ari/internal/fakeari"
+	"github.com/csta-bridge/csta-bridge/bridge"
+	"github.com/csta-bridge/csta-bridge/bridge/config"
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+)
+
+// reconnectBound is the issue's promise: back within 5 s of the PBX being
+// reachable again. A correctness bound, generous for a shared machine.
+const reconnectBound = 5 * time.Second
+
+// cstaDeadline is how long a CTI client waits for any /csta answer here; a
+// request made during an outage must be answered well within it.
+const cstaDeadline = 3 * time.Second
+
+// e2eSink is the CTI server: it records every action URL, per extension.
+type e2eSink struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got map[string]chan e2eHit
+}
+
+type e2eHit struct{ event, cstaID string }
+
+func (h e2eHit) String() string { return h.event + ":" + h.cstaID }
+
+func newE2ESink(t *testing.T) *e2eSink {
+	s := &e2eSink{got: map[string]chan e2eHit{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		s.ch(q.Get("ext")) <- e2eHit{event: strings.TrimPrefix(r.URL.Path, "/"), cstaID: q.Get("csta_id")}
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *e2eSink) ch(ext string) chan e2eHit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.got[ext]
+	if c == nil {
+		c = make(chan e2eHit, 256)
+		s.got[ext] = c
+	}
+	return c
+}
+
+// expect checks the next action URLs of ext, in order. An entry with a
+// colon ("hold:-1") checks the csta_id too.
+func (s *e2eSink) expect(t *testing.T, ext string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case h := <-s.ch(ext):
+			got := h.event
+			if strings.Contains(w, ":") {
+				got = h.String()
+			}
+			if got != w {
+				t.Fatalf("ext %s: action URL %s, want %s", ext, h, w)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("ext %s: no action URL %s within %s", ext, w, waitLimit)
+		}
+	}
+}
+
+// collectUntil gathers ext's action URLs (as "event:csta_id") until all of
+// want have arrived, in any order, and returns everything received.
+func (s *e2eSink) collectUntil(t *testing.T, ext string, want ...string) []string {
+	t.Helper()
+	var got []string
+	deadline := time.After(waitLimit)
+	for {
+		missing := false
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				missing = true
+			}
+		}
+		if !missing {
+			return got
+		}
+		select {
+		case h := <-s.ch(ext):
+			got = append(got, h.String())
+		case <-deadline:
+			t.Fatalf("ext %s: got action URLs %v, still waiting for some of %v", ext, got, want)
+		}
+	}
+}
+
+type e2e struct {
+	t    *testing.T
+	fake *fakeari.Server
+	app  *bridge.App
+	sink *e2eSink
+	http *http.Client
+}
+
+var e2eEvents = map[string]string{
+	"action_incoming_url": "incoming", "action_outgoing_url": "outgoing", "action_offhook_url": "offhook",
+	"action_onhook_url": "onhook", "action_missed_url": "missed", "action_connected_url": "connected",
+	"action_disconnected_url": "disconnected", "action_hold": "hold", "action_unhold": "unhold",
+	"action_setup_url": "setup",
+}
+
+// startBridge runs a bridge.App configured for ARI against a fresh fake
+// Asterisk, with extensions 1001..1003 on PJSIP/1001..1003, and waits until
+// it is ready.
+func startBridge(t *testing.T, tweak func(*Options)) *e2e {
+	t.Helper()
+	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003"}})
+	t.Cleanup(f.Close)
+	e := &e2e{t: t, fake: f, sink: newE2ESink(t), http: &http.Client{Timeout: cstaDeadline}}
+	fo := f.Options()
+	var b strings.Builder
+	fmt.Fprintf(&b, "pbx:\n  type: ari\n  ari:\n    url: %q\n    username: %q\n    password: %q\n    application: %q\n    context: from-internal\n",
+		f.URL, fo.User, fo.Pass, fo.App)
+	b.WriteString("http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\nstate_file: state.json\n")
+	b.WriteString("defaults:\n  domain: pbx.test\n  settings:\n")
+	for setting, ev := range e2eEvents {
+		fmt.Fprintf(&b, "    %s: %s/%s?ext=$active_user&csta_id=$csta_id\n", setting, e.sink.srv.URL, ev)
+	}
+	b.WriteString("extensions:\n")
+	for _, ext := range []string{"1001", "1002", "1003"} {
+		fmt.Fprintf(&b, "  %q:\n    endpoint: PJSIP/%s\n", ext, ext)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newPBX := func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+		o := Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
+			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
+			RequestTimeout: 3 * time.Second, AnswerTimeout: 2 * time.Second,
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}
+		if tweak != nil {
+			tweak(&o)
+		}
+		return New(o)
+	}
+	app, err := bridge.New(bridge.Options{ConfigPath: path, Logger: testLogger(t), NewPBX: newPBX,
+		Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app = app
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	for _, ext := range []string{"1001", "1002", "1003"} {
+		e.sink.expect(t, ext, "setup")
+	}
+	e.waitReadyStatus(http.StatusOK)
+	waitFake(t, f, "websocket registered", f.Connected)
+	return e
+}
+
+// readyStatus asks the admin listener's /-/ready.
+func (e *e2e) readyStatus() int {
+	e.t.Helper()
+	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/-/ready")
+	if err != nil {
+		e.t.Fatalf("/-/ready: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// waitReadyStatus polls /-/ready until it answers want, and returns how
+// long that took. The readiness flag has no change notification outside
+// the bridge package, so this is the one place that polls.
+func (e *e2e) waitReadyStatus(want int) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	deadline := time.NewTimer(reconnectBound)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if e.readyStatus() == want {
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			e.t.Fatalf("/-/ready did not answer %d within %s", want, reconnectBound)
+		}
+	}
+}
+
+// reconnects reads csta_bridge_pbx_reconnects_total from /metrics: the
+// core counts a reconnect when it applies the adapter's Link up, which
+// follows the resync's Sync event.
+func (e *e2e) reconnects() int {
+	e.t.Helper()
+	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/metrics")
+	if err != nil {
+		e.t.Fatalf("/metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("/metrics: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "csta_bridge_pbx_reconnects_total "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				e.t.Fatalf("/metrics: reconnects %q", v)
+			}
+			return n
+		}
+	}
+	e.t.Fatal("/metrics has no csta_bridge_pbx_reconnects_total")
+	return 0
+}
+
+// waitReconnects polls /metrics until the core has counted n reconnects,
+// and returns how long that took.
+func (e *e2e) waitReconnects(n int) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	deadline := time.NewTimer(reconnectBound)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if got := e.reconnects(); got >= n {
+			if got > n {
+				e.t.Fatalf("%d reconnects, want %d", got, n)
+			}
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			e.t.Fatalf("the core did not count reconnect %d within %s", n, reconnectBound)
+		}
+	}
+}
+
+// csta posts a Snom-template CSTA request for ext and returns the status,
+// the body and how long the answer took.
+func (e *e2e) csta(ext, service, inner string) (int, string, time.Duration) {
+	e.t.Helper()
+	body := `<?xml version="1.0" encoding="UTF-8"?> <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:csta="http://www.ecma-international.org/standards/ecma-323/csta/ed4"> <SOAP-ENV:Body> <csta:` +
+		service + `> ` + inner + ` </csta:` + service + `> </SOAP-ENV:Body> </SOAP-ENV:Envelope>`
+	start := time.Now()
+	resp, err := e.http.Post("http://"+e.app.SharedAddr()+"/"+ext+"/csta", "text/xml", strings.NewReader(body))
+	if err != nil {
+		e.t.Fatalf("%s: no answer within %s: %v", service, cstaDeadline, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s: reading answer: %v", service, err)
+	}
+	return resp.StatusCode, string(b), time.Since(start)
+}
+
+func (e *e2e) ok(ext, service, inner string) {
+	e.t.Helper()
+	code, body, _ := e.csta(ext, service, inner)
+	if code != http.StatusOK || !strings.Contains(body, service+"Response") {
+		e.t.Fatalf("%s: status %d, body %s", service, code, body)
+	}
+}
+
+// fault posts a request that must fail with the CSTA error code, and
+// returns how long the answer took.
+func (e *e2e) fault(ext, service, inner, code string) time.Duration {
+	e.t.Helper()
+	status, body, took := e.csta(ext, service, inner)
+	if status != http.StatusInternalServerError || !strings.Contains(body, "<csta:operation>"+code+"</csta:operation>") {
+		e.t.Fatalf("%s: want fault %s, got status %d body %s", service, code, status, body)
+	}
+	return took
+}
+
+func connID(elem string, id int) string { return fmt.Sprintf("<csta:%s>%d</csta:%s>", elem, id, elem) }
+
+// ring has the device of `from` dial ext 1001 through the Stasis dialplan
+// snippet, waits for 1001's incoming action URL with wantID, and returns
+// the caller's channel and 1001's new channel.
+func (e *e2e) ring(from string, wantID int) (caller, callee string) {
+	e.t.Helper()
+	before := map[string]bool{}
+	for _, c := range e.fake.Channels() {
+		before[c.ID] = true
+	}
+	caller = e.fake.PhoneDials("PJSIP/"+from, "1001")
+	e.sink.expect(e.t, "1001", fmt.Sprintf("incoming:%d", wantID))
+	waitFake(e.t, e.fake, "1001 ringing", func() bool {
+		for _, c := range e.fake.Channels() {
+			if c.Endpoint == "PJSIP/1001" && !before[c.ID] && c.State == "Ringing" {
+				callee = c.ID
+				return true
+			}
+		}
+		return false
+	})
+	return caller, callee
+}
+
+// answered has 1001's phone pick up callee and waits until Asterisk has
+// bridged it with caller.
+func (e *e2e) answered(caller, callee string) {
+	e.t.Helper()
+	if err := e.fake.Answer(callee); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitBridged(caller, callee)
+}
+
+func (e *e2e) waitBridged(x, y string) {
+	e.t.Helper()
+	waitFake(e.t, e.fake, x+" and "+y+" bridged", func() bool {
+		for _, id := range e.fake.Bridges() {
+			if ch := e.fake.BridgeChannels(id); slices.Contains(ch, x) && slices.Contains(ch, y) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// hangupIfThere hangs up a channel unless it is already gone.
+func (e *e2e) hangupIfThere(id string, cause int) {
+	e.t.Helper()
+	if e.fake.Channel(id) == nil {
+		return
+	}
+	if err := e.fake.Hangup(id, cause); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Scenario 1: the event connection drops mid-call and Asterisk stays out of
+// reach for a while; one call ends meanwhile.
+func TestE2EConnectionDroppedMidCall(t *testing.T) {
+	e := startBridge(t, nil)
+	a1, leg1 := e.ring("1002", -1)
+	a2, leg2 := e.ring("1003", -2)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	// Asterisk out of reach: the websocket drops and every reconnect
+	// attempt's first request fails until the outage ends.
+	conns := e.fake.Connections()
+	e.fake.Fail("GET", "/asterisk/info", 503, `{"message":"Service Unavailable"}`, 1<<30)
+	e.fake.DropWebsocket()
+	e.waitReadyStatus(http.StatusServiceUnavailable)
+
+	// A request during the outage gets a fault at once, not a hang.
+	took := e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "resourceOutOfService")
+	t.Logf("HoldCall during the outage answered in %s", took)
+
+	// The unanswered call ends while the bridge cannot see it: the caller
+	// gives up and 1001 stops ringing.
+	e.hangupIfThere(a2, 16)
+	e.hangupIfThere(leg2, 16)
+
+	e.fake.ClearFaults()
+	back := e.waitReadyStatus(http.StatusOK)
+	e.waitReconnects(1)
+	t.Logf("reconnect: /-/ready 200 %s after Asterisk became reachable", back)
+	if back > reconnectBound {
+		t.Errorf("ready %s after the outage ended, want ≤ %s", back, reconnectBound)
+	}
+	waitFake(t, e.fake, "websocket registered", e.fake.Connected)
+	if e.fake.Connections() <= conns {
+		t.Error("no new websocket connection")
+	}
+	// The vanished call was never answered: a missed call, with its own id.
+	// Nothing about the surviving call comes first (no re-announce).
+	e.sink.expect(t, "1001", "missed:-2")
+	// The caller's side of it: an outgoing call that never connected ends
+	// with on-hook only, as on a Snom.
+	e.sink.expect(t, "1003", "offhook", "outgoing:1", "onhook")
+	// The surviving call kept its csta_id and is still the bridge's to control.
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "hold:-1")
+	if e.fake.Channel(a1) == nil || e.fake.Channel(leg1) == nil {
+		t.Error("the surviving call's channels are gone")
+	}
+}
+
+// Scenario 1b: a bare drop, Asterisk reachable throughout, measured from
+// the drop, with the production backoff (first retry after 0.25..0.5 s).
+func TestE2EWebsocketDropReconnectTime(t *testing.T) {
+	e := startBridge(t, func(o *Options) { o.MinBackoff, o.MaxBackoff = 0, 0 })
+	a1, leg1 := e.ring("1002", -1)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	conns := e.fake.Connections()
+	start := time.Now()
+	e.fake.DropWebsocket()
+	e.waitReconnects(1)
+	took := time.Since(start)
+	if e.readyStatus() != http.StatusOK {
+		t.Error("/-/ready not 200 after the reconnect")
+	}
+	if e.fake.Connections() <= conns {
+		t.Error("no new websocket connection")
+	}
+	t.Logf("reconnect after a websocket drop: %s", took)
+	if took > reconnectBound {
+		t.Errorf("reconnected after %s, want ≤ %s", took, reconnectBound)
+	}
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "hold:-1")
+}
+
+// Scenario 2: Asterisk restarts with new ids; every call is gone.
+func TestE2EAsteriskRestart(t *testing.T) {
+	e := startBridge(t, nil)
+	a1, leg1 := e.ring("1002", -1)
+	e.ring("1003", -2)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	start := time.Now()
+	e.fake.Restart()
+	got := e.sink.collectUntil(t, "1001", "disconnected:-1", "missed:-2")
+	for _, g := range got {
+		if g != "disconnected:-1" && g != "missed:-2" && !strings.HasPrefix(g, "onhook:") {
+			t.Errorf("unexpected action URL %s after the restart (all: %v)", g, got)
+		}
+	}
+	e.sink.expect(t, "1002", "offhook", "outgoing:1", "connected:1", "disconnected:1", "onhook")
+	e.sink.expect(t, "1003", "offhook", "outgoing:1", "onhook")
+	e.waitReconnects(1)
+	e.waitReadyStatus(http.StatusOK)
+	t.Logf("restart: calls cleared, reconnected and /-/ready 200 %s after the restart", time.Since(start))
+	if d := time.Since(start); d > reconnectBound {
+		t.Errorf("back %s after the restart, want ≤ %s", d, reconnectBound)
+	}
+	waitFake(t, e.fake, "websocket registered", e.fake.Connected)
+
+	// A new call works end to end on the restarted Asterisk.
+	e.ring("1002", -3)
+	// The phone accepts the bridge's auto-answer call that replaces the ringing one.
+	e.fake.SetAutoAnswer("PJSIP/1001", true)
+	e.ok("1001", "AnswerCall", connID("callToBeAnswered", -3))
+	e.sink.expect(t, "1001", "offhook", "connected:-3")
+}
+
+// Scenario 3: Asterisk answers REST requests later than RequestTimeout.
+func TestE2ESlowREST(t *testing.T) {
+	const requestTimeout = 300 * time.Millisecond
+	e := startBridge(t, func(o *Options) { o.RequestTimeout = requestTimeout })
+	a1, leg1 := e.ring("1002", -1)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	// Asterisk would answer after 5 s; the fault must come from the
+	// adapter's RequestTimeout, long before that and before cstaDeadline.
+	e.fake.SetDelay(5 * time.Second)
+	took := e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "resourceOutOfService")
+	t.Logf("HoldCall on a slow Asterisk answered in %s (RequestTimeout %s)", took, requestTimeout)
+	if took < requestTimeout || took > 2*time.Second {
+		t.Errorf("fault after %s, want it from RequestTimeout %s", took, requestTimeout)
+	}
+	e.fake.SetDelay(0)
+	if n := e.reconnects(); n != 0 {
+		t.Errorf("a slow reply cost the connection: %d reconnects", n)
+	}
+
+	// Nothing changed: the call is still connected and bridged, and the
+	// next action URL is the one of the hold that now succeeds.
+	e.waitBridged(a1, leg1)
+	e.waitReadyStatus(http.StatusOK)
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "hold:-1")
+	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.sink.expect(t, "1001", "unhold:-1")
+}
+
+// Scenario 4: Asterisk answers a command with an error.
+func TestE2EErrorReplies(t *testing.T) {
+	e := startBridge(t, nil)
+	a1, leg1 := e.ring("1002", -1)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+
+	cases := []struct {
+		name, service, inner string
+		method, path         string
+		status               int
+		body, code           string
+	}{
+		// HoldCall's first step (take the far party out of the bridge) refused.
+		{"hold, 409 on the first step", "HoldCall", connID("callToBeHeld", -1), "POST", "/removeChannel",
+			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
+		{"hold, 500 on the first step", "HoldCall", connID("callToBeHeld", -1), "POST", "/removeChannel",
+			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
+		// The second step (music on hold) refused: the first is undone.
+		{"hold, 409 on the second step", "HoldCall", connID("callToBeHeld", -1), "POST", "/moh",
+			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
+		{"hold, 500 on the second step", "HoldCall", connID("callToBeHeld", -1), "POST", "/moh",
+			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
+		{"clear, 409", "ClearConnection", connID("connectionToBeCleared", -1), "DELETE", "/channels/",
+			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
+		{"clear, 500", "ClearConnection", connID("connectionToBeCleared", -1), "DELETE", "/channels/",
+			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
+	}
+	for _, c := range cases {
+		n := len(e.fake.Requests())
+		e.fake.Fail(c.method, c.path, c.status, c.body, 1)
+		e.fault("1001", c.service, c.inner, c.code)
+		hit := false
+		for _, r := range e.fake.Requests()[n:] {
+			hit = hit || (r.Method == c.method && strings.Contains(r.Path, c.path))
+		}
+		if !hit {
+			t.Fatalf("%s: the failing request was never made", c.name)
+		}
+		// Asterisk's side is as before: both parties still bridged.
+		e.waitBridged(a1, leg1)
+	}
+	// The bridge's side too: -1 is still connected (HoldCall accepts only a
+	// connected call), and no action URL was sent for the failures.
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "hold:-1")
+	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.sink.expect(t, "1001", "unhold:-1")
+}
