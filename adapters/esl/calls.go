@@ -20,10 +20,19 @@ type leg struct {
 	sipID  string
 	cstaID int
 	talk   bool // the phone takes BroadSoft talk/hold NOTIFYs (an *allow_events variable)
+	// presence is the channel's presence id (user@domain): where the
+	// directory is asked for csta_allow_events (see Adapter.usePhoneEvents).
+	presence string
 
 	makeCall bool // device leg of MakeCall: Originated on answer, Connected on bridge
 	swapLeg  bool // auto-answer leg that replaces a ringing one: no Offered
 	swapped  bool // replaced by a swap leg: its end is not reported
+
+	// offerPending: the Offered event waits for the SIP Call-ID. FreeSWITCH
+	// creates the channel that calls a phone before it sends the INVITE, so
+	// CHANNEL_CREATE has no sip_call_id; CHANNEL_PROGRESS (180) or
+	// CHANNEL_ANSWER is the first event that carries it.
+	offerPending bool
 
 	answered, connected, held bool
 
@@ -49,6 +58,7 @@ const (
 	sigRetrieved
 	sigUnbridged
 	sigGone
+	sigBridged // CHANNEL_BRIDGE names the channel, tracked or not (Transfer)
 )
 
 type waiter struct {
@@ -220,6 +230,12 @@ func (s *callState) handle(ev chEvent) {
 		return
 	}
 
+	if ev.Name == "CHANNEL_BRIDGE" {
+		// Transfer waits for the far parties it joins, which are not
+		// the extensions' channels and so are not tracked.
+		s.notify(ev.UUID, sigBridged)
+		s.notify(ev.Other, sigBridged)
+	}
 	if ev.Name == "CHANNEL_BRIDGE" || ev.Name == "CHANNEL_UNBRIDGE" {
 		// Only the a-leg of a bridge gets these events; the b-leg is named
 		// in Other-Leg-Unique-ID.
@@ -239,8 +255,17 @@ func (s *callState) handle(ev chEvent) {
 	if ev.SIPCallID != "" {
 		l.sipID = ev.SIPCallID
 	}
+	if l.offerPending && (l.sipID != "" || ev.Name != "CHANNEL_CREATE") {
+		// Any later event means the call moved on: report the offer
+		// before it, with or without Call-ID.
+		l.offerPending = false
+		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+	}
 	if advertisesTalk(ev.AllowEvents) {
 		l.talk = true
+	}
+	if ev.Presence != "" {
+		l.presence = ev.Presence
 	}
 	if ev.CSTAID != 0 {
 		l.cstaID = ev.CSTAID
@@ -342,6 +367,8 @@ func (s *callState) adopt(ev chEvent) *leg {
 	switch {
 	case l.makeCall, l.swapLeg:
 		// Reported by the command that created it.
+	case l.dir == pbx.Incoming && l.sipID == "" && strings.HasPrefix(ev.ChanName, "sofia/"):
+		l.offerPending = true
 	case l.dir == pbx.Incoming:
 		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
 	default:
@@ -520,6 +547,7 @@ type legView struct {
 	dir                       pbx.Direction
 	answered, connected, held bool
 	talk                      bool
+	presence                  string
 	remote                    pbx.Party
 	cstaID                    int
 }
@@ -538,7 +566,7 @@ func (s *callState) lookup(c pbx.CallRef) (legView, error) {
 		return legView{}, pbx.ErrInvalidState
 	}
 	return legView{uuid: l.uuid, other: l.other, ext: l.ext, dir: l.dir, answered: l.answered,
-		connected: l.connected, held: l.held, talk: l.talk, remote: l.remote, cstaID: l.cstaID}, nil
+		connected: l.connected, held: l.held, talk: l.talk, presence: l.presence, remote: l.remote, cstaID: l.cstaID}, nil
 }
 
 // update changes a tracked channel under the lock; it reports false when

@@ -35,15 +35,29 @@ func wait(ctx context.Context, w *waiter, timeout time.Duration) (signal, error)
 	}
 }
 
-func (a *Adapter) usePhoneEvents(l legView) bool {
+func (a *Adapter) usePhoneEvents(ctx context.Context, s *session, l legView) bool {
 	switch a.opts.PhoneEvents {
 	case PhoneEventsAlways:
 		return true
 	case PhoneEventsNever:
 		return false
-	default:
-		return l.talk
 	}
+	if l.talk {
+		return true
+	}
+	// FreeSWITCH copies a directory user's <variables> onto a channel that
+	// calls the user (user/1001) only once the phone has answered, so a
+	// ringing channel never shows csta_allow_events. Ask the directory.
+	user, domain, ok := strings.Cut(l.presence, "@")
+	if !ok || !isToken(user) || !isToken(domain) {
+		return false
+	}
+	body, err := s.api(ctx, "user_data", user+"@"+domain+" var csta_allow_events")
+	if err != nil || !advertisesTalk(body) {
+		return false
+	}
+	a.state.update(l.uuid, func(x *leg) { x.talk = true })
+	return true
 }
 
 // phoneEvent sends uuid_phone_event and waits for its effect: FreeSWITCH
@@ -85,7 +99,7 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 	if l.dir != pbx.Incoming || l.answered {
 		return fmt.Errorf("esl: answer %s: not alerting: %w", c, pbx.ErrInvalidState)
 	}
-	if a.usePhoneEvents(l) {
+	if a.usePhoneEvents(ctx, s, l) {
 		ok, err := a.phoneEvent(ctx, s, l, "talk", sigAnswered)
 		if err != nil {
 			return fmt.Errorf("esl: answer %s: %w", c, err)
@@ -119,6 +133,9 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 	legVars := append([]chanVar{
 		{"origination_uuid", id},
 		{"originate_timeout", strconv.Itoa(max(1, int(a.opts.AnswerTimeout/time.Second)))},
+		// Keep the auto-answer headers off any channel this one is later
+		// bridged to (mod_sofia copies sip_h_* variables by default).
+		{"sip_copy_custom_headers", "false"},
 	}, vars...)
 	if err := checkVarValue(l.remote.Name); err == nil && l.remote.Name != "" {
 		legVars = append(legVars, chanVar{"origination_caller_id_name", l.remote.Name})
@@ -246,7 +263,7 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 		})
 	}
 	mark()
-	if a.usePhoneEvents(l) {
+	if a.usePhoneEvents(ctx, s, l) {
 		ok, err := a.phoneEvent(ctx, s, l, event, want)
 		if err != nil {
 			return fmt.Errorf("esl: %s %s: %w", op, c, err)
@@ -385,11 +402,23 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	for _, u := range []string{h.uuid, ac.uuid} {
 		a.state.update(u, func(x *leg) { x.xfer, x.xferKind = true, pbx.TransferAttended })
 	}
+	// uuid_bridge answers +OK before the bridge exists. If a far party
+	// hangs up before then, FreeSWITCH 1.10 leaves the other one parked
+	// for good, so the extension's legs are released (and the request
+	// answered) only once the far parties are bridged.
+	w := a.state.watch(h.other, sigBridged)
+	defer a.state.unwatch(w)
 	if _, err := s.api(ctx, "uuid_bridge", h.other+" "+ac.other); err != nil {
 		for _, u := range []string{h.uuid, ac.uuid} {
 			a.state.update(u, func(x *leg) { x.xfer = false })
 		}
 		return fmt.Errorf("esl: transfer %s to %s: %w", held, active, err)
+	}
+	if sig, err := wait(ctx, w, a.opts.CommandTimeout); err != nil {
+		return fmt.Errorf("esl: transfer %s to %s: %w", held, active, err)
+	} else if sig != sigBridged {
+		a.log.Warn("no bridge event after uuid_bridge, releasing the transferring channels anyway",
+			"held_far", h.other, "active_far", ac.other)
 	}
 	// With hangup_after_bridge the extension's legs are usually gone
 	// already: "-ERR No such channel!" is fine then.
@@ -426,7 +455,11 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		if err != nil {
 			return fmt.Errorf("esl: make call %s: %v: %w", c, err, pbx.ErrNotSupported)
 		}
+		// mod_sofia copies a channel's sip_h_* variables (and the
+		// Call-Info that sip_auto_answer adds) to every channel it
+		// bridges to: without this the destination would auto-answer too.
 		legVars = append(legVars, vars...)
+		legVars = append(legVars, chanVar{"sip_copy_custom_headers", "false"})
 	}
 	// The device shows the number it is about to call.
 	global := []chanVar{{"origination_caller_id_number", dest}, {"origination_caller_id_name", dest}}

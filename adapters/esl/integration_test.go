@@ -2,88 +2,687 @@ package esl
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/testphone"
 )
 
-// TestIntegration runs against a real FreeSWITCH (see README.md):
-// CSTA_TEST_ESL_ADDR, CSTA_TEST_ESL_PASS, CSTA_TEST_ESL_ENDPOINTS and
-// optionally CSTA_TEST_ESL_CONTEXT.
-func TestIntegration(t *testing.T) {
+// The integration test drives a real FreeSWITCH with SIP test phones. See
+// README.md ("Integration test") for the set-up; without
+// CSTA_TEST_ESL_ADDR it is skipped.
+
+// itWait bounds each wait of the integration test: a real PBX on a shared
+// machine is slower than the fake.
+const itWait = 15 * time.Second
+
+type itEnv struct {
+	t      *testing.T
+	a      *Adapter
+	log    *eventLog
+	exts   []pbx.Extension
+	phones map[string]*testphone.Phone
+}
+
+// itLogger logs to the test log until the test ends: eslgo's reader
+// goroutines may still log (a late "+OK bye") after Run returned.
+func itLogger(t *testing.T) *slog.Logger {
+	tw := &testWriter{t: t, ok: true}
+	t.Cleanup(func() {
+		tw.mu.Lock()
+		tw.ok = false
+		tw.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func integrationEnv(t *testing.T) *itEnv {
+	t.Helper()
 	addr, pass := os.Getenv("CSTA_TEST_ESL_ADDR"), os.Getenv("CSTA_TEST_ESL_PASS")
-	if addr == "" || pass == "" {
-		t.Skip("set CSTA_TEST_ESL_ADDR and CSTA_TEST_ESL_PASS to test against a real FreeSWITCH")
+	if addr == "" {
+		t.Skip("CSTA_TEST_ESL_ADDR not set: no FreeSWITCH to test against")
 	}
-	context_ := os.Getenv("CSTA_TEST_ESL_CONTEXT")
-	if context_ == "" {
-		context_ = "default"
+	if pass == "" {
+		t.Fatal("CSTA_TEST_ESL_PASS must hold the event socket password")
 	}
-	var exts []pbx.Extension
-	for _, ep := range strings.Split(os.Getenv("CSTA_TEST_ESL_ENDPOINTS"), ",") {
-		if ep = strings.TrimSpace(ep); ep != "" {
-			exts = append(exts, pbx.Extension{Name: userPart(ep), Endpoint: ep})
-		}
+	sipAddr := os.Getenv("CSTA_TEST_ESL_SIP")
+	if sipAddr == "" {
+		t.Fatal("CSTA_TEST_ESL_SIP must name the SIP profile (UDP host:port) the test phones register with")
 	}
-	a, err := New(Options{Address: addr, Password: pass, Context: context_,
-		Logger: slog.New(slog.NewTextHandler(&testWriter{t: t, ok: true}, nil))})
+	sipHost, _, err := net.SplitHostPort(sipAddr)
+	if err != nil {
+		t.Fatalf("CSTA_TEST_ESL_SIP=%q: %v", sipAddr, err)
+	}
+	domain := os.Getenv("CSTA_TEST_ESL_DOMAIN")
+	if domain == "" {
+		domain = sipHost
+	}
+	names := []string{"1001", "1002", "1003"}
+	if v := os.Getenv("CSTA_TEST_ESL_EXTENSIONS"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	if len(names) != 3 {
+		t.Fatalf("CSTA_TEST_ESL_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", os.Getenv("CSTA_TEST_ESL_EXTENSIONS"))
+	}
+	ctxName := os.Getenv("CSTA_TEST_ESL_CONTEXT")
+	if ctxName == "" {
+		ctxName = "default"
+	}
+	log := itLogger(t) // first: its Cleanup, run last, silences it
+	env := &itEnv{t: t, phones: map[string]*testphone.Phone{}}
+	for i, n := range names {
+		n = strings.TrimSpace(n)
+		names[i] = n
+		env.exts = append(env.exts, pbx.Extension{Name: n, Endpoint: "user/" + n, Domain: domain, AutoAnswerHeaders: []string{
+			"Call-Info: <sip:" + domain + ">;answer-after=0", "Alert-Info: <http://pbx>;info=alert-autoanswer;delay=0"}})
+	}
+	a, err := New(Options{
+		Address: addr, Password: pass, Context: ctxName, Logger: log,
+		AnswerTimeout: 4 * time.Second, // the "phone ignores auto-answer" scenario waits for it
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.SetExtensions(exts)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	events := make(chan pbx.Event, 256)
+	a.SetExtensions(env.exts)
+	env.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan pbx.Event, 1000)
 	done := make(chan error, 1)
+	env.log = newEventLog(t, events)
 	go func() { done <- a.Run(ctx, events) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		<-done
-	}()
+		select {
+		case <-done:
+		case <-time.After(itWait):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	env.log.wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+	env.log.wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
 
-	next := func(kind pbx.EventKind, ok func(pbx.Event) bool) pbx.Event {
-		t.Helper()
+	// The phones register after the adapter is up, so their registration
+	// must arrive as sofia::register events.
+	for _, n := range names {
+		sctx, scancel := context.WithTimeout(context.Background(), itWait)
+		p, err := testphone.Start(sctx, testphone.Options{
+			User: n, Password: os.Getenv("CSTA_TEST_ESL_SIP_PASS"), Registrar: sipAddr,
+			Logger: log.With("side", "phone"),
+		})
+		scancel()
+		if err != nil {
+			t.Fatalf("test phone %s: %v", n, err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		env.phones[n] = p
+	}
+	for _, n := range names {
+		env.log.wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
+			return ev.Kind == pbx.EventDevice && ev.Call.Ext == n && ev.Registered
+		})
+	}
+	return env
+}
+
+// eventLog keeps every event the adapter sends, so a test can wait for
+// events in any order and check that something did not happen.
+type eventLog struct {
+	mu     sync.Mutex
+	events []pbx.Event
+	used   []bool
+	signal chan struct{}
+}
+
+func newEventLog(t *testing.T, events <-chan pbx.Event) *eventLog {
+	l := &eventLog{signal: make(chan struct{}, 1)}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
 		for {
 			select {
-			case e := <-events:
-				t.Logf("event %v %v %+v", e.Kind, e.Call, e.Remote)
-				if e.Kind == pbx.EventLink && !e.Up {
-					t.Fatalf("link down: %s", e.Reason)
+			case ev := <-events:
+				l.mu.Lock()
+				l.events = append(l.events, ev)
+				l.used = append(l.used, false)
+				l.mu.Unlock()
+				select {
+				case l.signal <- struct{}{}:
+				default:
 				}
-				if e.Kind == kind && (ok == nil || ok(e)) {
-					return e
-				}
-			case <-ctx.Done():
-				t.Fatalf("no %v event", kind)
+			case <-stop:
+				return
 			}
 		}
+	}()
+	return l
+}
+
+// wait returns the first event not yet taken that matches.
+func (l *eventLog) wait(t *testing.T, desc string, match func(pbx.Event) bool) pbx.Event {
+	t.Helper()
+	deadline := time.NewTimer(itWait)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for i, ev := range l.events {
+			if !l.used[i] && match(ev) {
+				l.used[i] = true
+				l.mu.Unlock()
+				return ev
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.signal:
+		case <-deadline.C:
+			t.Fatalf("no %s within %s; events so far:\n%s", desc, itWait, l.dump())
+		}
 	}
-	next(pbx.EventLink, nil)
-	sync := next(pbx.EventSync, nil)
-	t.Logf("%d live calls of the configured extensions", len(sync.Calls))
-	if !a.Ready() {
-		t.Fatal("not ready after sync")
+}
+
+func (l *eventLog) dump() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for i, ev := range l.events {
+		mark := " "
+		if l.used[i] {
+			mark = "*"
+		}
+		fmt.Fprintf(&b, "%s %s %s remote=%+v cause=%s csta=%d byphone=%v\n", mark, ev.Kind, ev.Call, ev.Remote, ev.Cause, ev.CSTAID, ev.ByPhone)
 	}
-	if len(exts) < 2 {
-		return
+	return b.String()
+}
+
+// none fails if an event not yet taken matches.
+func (l *eventLog) none(t *testing.T, desc string, match func(pbx.Event) bool) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, ev := range l.events {
+		if !l.used[i] && match(ev) {
+			t.Fatalf("unexpected %s: %s %s (%+v)", desc, ev.Kind, ev.Call, ev)
+		}
 	}
-	call := pbx.CallRef{Ext: exts[0].Name, ID: "integration-" + newUUID()}
-	err = a.MakeCall(ctx, pbx.MakeCallRequest{Call: call, CSTAID: 1, Destination: exts[1].Name, AutoAnswer: true})
-	if errors.Is(err, pbx.ErrDeviceUnreachable) {
-		t.Skipf("device %s not reachable: %v", exts[0].Endpoint, err)
+}
+
+func (e *itEnv) on(ref pbx.CallRef, k pbx.EventKind) pbx.Event {
+	e.t.Helper()
+	return e.log.wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+}
+
+// offeredFor waits for the Offered event of a phone's incoming call.
+func (e *itEnv) offeredFor(ext string, c *testphone.Call) pbx.Event {
+	e.t.Helper()
+	return e.log.wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
+	})
+}
+
+func itCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*itWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func phoneState(t *testing.T, ctx context.Context, c *testphone.Call, want testphone.State) {
+	t.Helper()
+	if _, err := c.WaitState(ctx, want); err != nil {
+		t.Fatalf("call %s: waiting for %s (now %s, %s): %v", c.CallID(), want, c.State(), c.EndReason(), err)
 	}
+}
+
+// dialAndOffer has phone from call to through the PBX and returns the
+// caller's and the callee's phone calls and the two legs' first events
+// (Originated, Offered), matched by SIP Call-ID.
+func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *testphone.Call, orig, offered pbx.Event) {
+	e.t.Helper()
+	out, err := e.phones[from].Dial(ctx, to)
 	if err != nil {
-		t.Fatalf("MakeCall: %v", err)
+		e.t.Fatal(err)
 	}
-	next(pbx.EventOriginated, func(e pbx.Event) bool { return e.Call == call })
-	next(pbx.EventOffered, func(e pbx.Event) bool { return e.Call.Ext == exts[1].Name })
-	if err := a.ClearCall(ctx, call); err != nil {
-		t.Fatalf("ClearCall: %v", err)
+	in, err = e.phones[to].Incoming(ctx)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	next(pbx.EventCleared, func(e pbx.Event) bool { return e.Call == call })
+	phoneState(e.t, ctx, in, testphone.StateRinging)
+	orig = e.log.wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
+	})
+	if orig.Remote.Number != to {
+		e.t.Errorf("originated by %s: remote %+v, want number %s", from, orig.Remote, to)
+	}
+	offered = e.offeredFor(to, in)
+	if offered.Remote.Number != from {
+		e.t.Errorf("offered to %s: remote %+v, want number %s", to, offered.Remote, from)
+	}
+	return out, in, orig, offered
+}
+
+// liveChannels is FreeSWITCH's channel count.
+func (e *itEnv) liveChannels(ctx context.Context) (string, error) {
+	s, err := e.a.session()
+	if err != nil {
+		return "", err
+	}
+	body, err := s.api(ctx, "show", "channels count")
+	return strings.TrimSpace(body), err
+}
+
+// settle hangs up whatever a scenario left behind and waits until
+// FreeSWITCH has no channels, so the next scenario starts clean.
+func (e *itEnv) settle(t *testing.T) {
+	t.Logf("events (* = checked by the scenario):\n%s", e.log.dump())
+	ctx, cancel := context.WithTimeout(context.Background(), itWait)
+	defer cancel()
+	for _, p := range e.phones {
+		for _, c := range p.Calls() {
+			_ = c.Hangup(ctx)
+		}
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, err := e.liveChannels(ctx)
+		if err == nil && n == "0 total." {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("FreeSWITCH still has channels after the scenario: %q (%v)", n, err)
+			return
+		case <-tick.C:
+		}
+	}
+	// Events of this scenario that arrive late must not satisfy the next
+	// one's waits.
+	e.log.mu.Lock()
+	for i := range e.log.used {
+		e.log.used[i] = true
+	}
+	e.log.mu.Unlock()
+}
+
+func (e *itEnv) run(name string, fn func(t *testing.T)) {
+	parent := e.t
+	e.t.Run(name, func(t *testing.T) {
+		e.t = t
+		defer func() { e.t = parent }()
+		defer e.settle(t)
+		fn(t)
+	})
+}
+
+// TestIntegration runs against a real FreeSWITCH (see README.md). The
+// first extension must have csta_allow_events=talk,hold in the directory
+// (the test phone honours talk/hold NOTIFYs); the others must not, so that
+// both ways of answering and holding are exercised.
+func TestIntegration(t *testing.T) {
+	e := integrationEnv(t)
+	a1, a2, a3 := e.exts[0].Name, e.exts[1].Name, e.exts[2].Name
+
+	e.run("routed call, answered on the phone, hung up by the caller", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("callee cleared with %s, want normal", c.Cause)
+		}
+		if c := e.on(orig.Call, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("caller cleared with %s, want normal", c.Cause)
+		}
+	})
+
+	e.run("caller gives up: missed call", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseCancelled {
+			t.Errorf("callee cleared with %s, want cancelled", c.Cause)
+		}
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("ClearConnection rejects a ringing call", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := e.a.ClearConnection(ctx, offered.Call); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		phoneState(t, ctx, out, testphone.StateEnded)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseRejected {
+			t.Errorf("callee cleared with %s, want rejected", c.Cause)
+		}
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("AnswerCall, HoldCall, RetrieveCall by talk/hold NOTIFY", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		ref := offered.Call
+		if err := e.a.Answer(ctx, ref); err != nil {
+			t.Fatalf("Answer: %v", err)
+		}
+		// The phone itself answered the ringing call.
+		phoneState(t, ctx, in, testphone.StateConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(ref, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		if err := e.a.Hold(ctx, ref); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		phoneState(t, ctx, in, testphone.StateHeld)
+		e.on(ref, pbx.EventHeld)
+		if err := e.a.Retrieve(ctx, ref); err != nil {
+			t.Fatalf("Retrieve: %v", err)
+		}
+		phoneState(t, ctx, in, testphone.StateConnected)
+		e.on(ref, pbx.EventRetrieved)
+		if err := e.a.ClearConnection(ctx, ref); err != nil {
+			t.Fatalf("ClearConnection: %v", err)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("AnswerCall by auto-answer swap, HoldCall, RetrieveCall on the PBX", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a3, a2)
+		ref := offered.Call
+		if err := e.a.Answer(ctx, ref); err != nil {
+			t.Fatalf("Answer: %v", err)
+		}
+		// The ringing call is replaced by an auto-answered one.
+		phoneState(t, ctx, in, testphone.StateEnded)
+		repl, err := e.phones[a2].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !repl.AutoAnswerRequested() {
+			t.Errorf("replacement call without auto-answer headers: Call-Info %q", repl.Header("Call-Info"))
+		}
+		phoneState(t, ctx, repl, testphone.StateConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(ref, pbx.EventConnected)
+		callerRef := orig.Call
+		e.on(callerRef, pbx.EventConnected)
+		e.log.none(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
+
+		if err := e.a.Hold(ctx, ref); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		if h := e.on(ref, pbx.EventHeld); h.ByPhone {
+			t.Error("bridge's hold reported as by phone")
+		}
+		if err := e.a.Retrieve(ctx, ref); err != nil {
+			t.Fatalf("Retrieve: %v", err)
+		}
+		e.on(ref, pbx.EventRetrieved)
+		e.log.none(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
+			return ev.Call == callerRef && (ev.Kind == pbx.EventConnected || ev.Kind == pbx.EventPartyChanged) && ev.Remote.Number == a3
+		})
+		// The phone hangs up.
+		if err := repl.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateEnded)
+		if c := e.on(ref, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("answered call cleared with %s, want normal", c.Cause)
+		}
+		e.on(callerRef, pbx.EventCleared)
+	})
+
+	e.run("a second adapter finds the live calls (show channels, uuid_dump)", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a3, a2)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		// `show channels` reads FreeSWITCH's core database, which its SQL
+		// thread fills a little after the channel exists.
+		for {
+			s, err := e.a.session()
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := s.api(ctx, "show", "channels as json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(body, offered.Call.ID) && strings.Contains(body, orig.Call.ID) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("show channels does not list the call: %s", body)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		b, err := New(Options{Address: os.Getenv("CSTA_TEST_ESL_ADDR"), Password: os.Getenv("CSTA_TEST_ESL_PASS"),
+			Context: e.a.opts.Context, Logger: itLogger(t).With("adapter", "second")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.SetExtensions(e.exts)
+		bctx, cancel := context.WithCancel(ctx)
+		events := make(chan pbx.Event, 100)
+		done := make(chan error, 1)
+		go func() { done <- b.Run(bctx, events) }()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		var sync pbx.Event
+		for sync.Kind != pbx.EventSync {
+			select {
+			case sync = <-events:
+			case <-ctx.Done():
+				t.Fatal("no sync from the second adapter")
+			}
+		}
+		found := map[pbx.CallRef]pbx.CallInfo{}
+		for _, c := range sync.Calls {
+			found[c.Call] = c
+		}
+		if c, ok := found[offered.Call]; !ok || c.State != pbx.StateConnected || c.SIPCallID != in.CallID() || c.Remote.Number != a3 || c.Direction != pbx.Incoming {
+			t.Errorf("callee's connection in the sync: %+v (found %v), want connected, incoming, Call-ID %s, remote %s", c, ok, in.CallID(), a3)
+		}
+		if c, ok := found[orig.Call]; !ok || c.State != pbx.StateConnected || c.SIPCallID != out.CallID() || c.Remote.Number != a2 || c.Direction != pbx.Outgoing {
+			t.Errorf("caller's connection in the sync: %+v (found %v), want connected, outgoing, Call-ID %s, remote %s", c, ok, out.CallID(), a2)
+		}
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("phone holds and resumes", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a3, a2)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		if err := in.Hold(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h := e.on(offered.Call, pbx.EventHeld); !h.ByPhone {
+			t.Error("phone's hold not reported as by phone")
+		}
+		if err := in.Unhold(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventRetrieved)
+		if err := in.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(offered.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("MakeCall to another phone, cleared by the far phone", func(t *testing.T) {
+		ctx := itCtx(t)
+		ref := pbx.CallRef{Ext: a1, ID: "itest-mc-" + newUUID()}
+		if err := e.a.MakeCall(ctx, pbx.MakeCallRequest{Call: ref, CSTAID: 4711, Destination: a2, AutoAnswer: true}); err != nil {
+			t.Fatalf("MakeCall: %v", err)
+		}
+		own, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !own.AutoAnswerRequested() {
+			t.Errorf("MakeCall's call to the device without auto-answer: Call-Info %q", own.Header("Call-Info"))
+		}
+		phoneState(t, ctx, own, testphone.StateConnected)
+		if o := e.on(ref, pbx.EventOriginated); o.Remote.Number != a2 || o.CSTAID != 4711 {
+			t.Errorf("originated: remote %+v csta %d", o.Remote, o.CSTAID)
+		}
+		far, err := e.phones[a2].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offered := e.offeredFor(a2, far)
+		if offered.Remote.Number != a1 {
+			t.Errorf("destination sees caller %+v, want %s", offered.Remote, a1)
+		}
+		if far.RemoteUser() != a1 {
+			t.Errorf("destination phone sees caller %q, want %s", far.RemoteUser(), a1)
+		}
+		e.log.none(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+		if err := far.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(ref, pbx.EventConnected)
+		e.on(offered.Call, pbx.EventConnected)
+		if err := far.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, own, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(offered.Call, pbx.EventCleared)
+	})
+
+	e.run("SingleStepTransfer", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventConnected)
+		phoneState(t, ctx, out, testphone.StateConnected)
+		if err := e.a.SingleStepTransfer(ctx, offered.Call, a3); err != nil {
+			t.Fatalf("SingleStepTransfer: %v", err)
+		}
+		e.on(offered.Call, pbx.EventTransferred)
+		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
+			t.Errorf("transferring leg cleared with %s, want transferred", c.Cause)
+		}
+		phoneState(t, ctx, in, testphone.StateEnded)
+		target, err := e.phones[a3].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off3 := e.offeredFor(a3, target)
+		if off3.Remote.Number != a2 {
+			t.Errorf("transfer target sees %+v, want %s", off3.Remote, a2)
+		}
+		if err := target.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(off3.Call, pbx.EventConnected)
+		if out.State() != testphone.StateConnected {
+			t.Fatalf("transferred caller's call is %s", out.State())
+		}
+		e.log.none(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
+		if err := target.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, out, testphone.StateEnded)
+		e.on(off3.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
+	e.run("TransferCall", func(t *testing.T) {
+		ctx := itCtx(t)
+		// First call: a2 calls a1, answered, held by the bridge.
+		out2, in1, _, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in1.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		held := offered.Call
+		e.on(held, pbx.EventConnected)
+		if err := e.a.Hold(ctx, held); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		e.on(held, pbx.EventHeld)
+		// Consultation: a1 calls a3 through MakeCall.
+		active := pbx.CallRef{Ext: a1, ID: "itest-xfer-" + newUUID()}
+		if err := e.a.MakeCall(ctx, pbx.MakeCallRequest{Call: active, Destination: a3, AutoAnswer: true}); err != nil {
+			t.Fatalf("MakeCall: %v", err)
+		}
+		own, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in3, err := e.phones[a3].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := in3.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(active, pbx.EventConnected)
+		off3 := e.offeredFor(a3, in3)
+		e.on(off3.Call, pbx.EventConnected)
+
+		if err := e.a.Transfer(ctx, held, active); err != nil {
+			t.Fatalf("Transfer: %v", err)
+		}
+		for _, r := range []pbx.CallRef{held, active} {
+			e.on(r, pbx.EventTransferred)
+			if c := e.on(r, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
+				t.Errorf("%s cleared with %s, want transferred", r, c.Cause)
+			}
+		}
+		phoneState(t, ctx, in1, testphone.StateEnded)
+		phoneState(t, ctx, own, testphone.StateEnded)
+		if out2.State() != testphone.StateConnected || in3.State() != testphone.StateConnected {
+			t.Fatalf("after transfer: %s's call %s, %s's call %s; want both connected", a2, out2.State(), a3, in3.State())
+		}
+		// The two remaining parties are one call now: one hangs up, the
+		// other is cleared.
+		if err := out2.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneState(t, ctx, in3, testphone.StateEnded)
+		e.on(off3.Call, pbx.EventCleared)
+	})
 }

@@ -102,8 +102,14 @@ func (h *harness) barrier() {
 	e := h.retag(find(h.t, loadEvents(h.t, "a_basic_call"), "CHANNEL_CREATE", basicB[:8]), id).
 		With("Channel-Presence-ID", "1003@127.0.0.1").With("variable_dialed_user", "1003").
 		With("Channel-Name", "sofia/internal/1003@127.0.0.1:5183").With("Other-Leg-Unique-ID", "")
-	h.srv.Emit(e)
-	h.want(pbx.EventOffered, func(e pbx.Event) bool { return e.Call.ID == id })
+	// As in the capture, the channel that calls a phone learns its SIP
+	// Call-ID only with the 180 (CHANNEL_PROGRESS): Offered waits for it.
+	p := h.retag(find(h.t, loadEvents(h.t, "a_basic_call"), "CHANNEL_PROGRESS", basicB[:8]), id).
+		With("Channel-Presence-ID", "1003@127.0.0.1").With("variable_dialed_user", "1003").
+		With("Channel-Name", "sofia/internal/1003@127.0.0.1:5183").With("Other-Leg-Unique-ID", "").
+		With("variable_sip_call_id", id+"@barrier")
+	h.srv.Emit(e, p)
+	h.want(pbx.EventOffered, func(e pbx.Event) bool { return e.Call.ID == id && e.SIPCallID == id+"@barrier" })
 }
 
 // ringingCall replays b_cancel up to 1002 ringing (cancB, caller cancA).
@@ -123,9 +129,20 @@ func TestAnswerByPhoneEvent(t *testing.T) {
 		name string
 		mode PhoneEvents
 		vars bool
-	}{{"always", PhoneEventsAlways, false}, {"directory-variable", PhoneEventsAuto, true}} {
+		// lookup: the variable is only in the directory. That is how a
+		// real FreeSWITCH shows it: user/ copies a user's <variables> onto
+		// the channel only once the phone has answered.
+		lookup bool
+	}{
+		{"always", PhoneEventsAlways, false, false},
+		{"channel-variable", PhoneEventsAuto, true, false},
+		{"directory-lookup", PhoneEventsAuto, false, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, sc := startScripted(t, func(o *Options) { o.PhoneEvents = tc.mode })
+			if tc.lookup {
+				sc.on("user_data 1002@127.0.0.1 var csta_allow_events", body("talk,hold\n"))
+			}
 			if tc.vars {
 				evs := loadEvents(t, "b_cancel")
 				ring := upTo(t, evs, "CHANNEL_CALLSTATE", cancB[:8])
@@ -199,7 +216,7 @@ func TestAnswerBySwap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "bgapi originate [origination_uuid=" + newLeg + ",originate_timeout=1,sip_auto_answer=true," +
+			want := "bgapi originate [origination_uuid=" + newLeg + ",originate_timeout=1,sip_copy_custom_headers=false,sip_auto_answer=true," +
 				`sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0,sip_h_X-Test=a\,b,origination_caller_id_name='Extension 1001',origination_caller_id_number=1001]user/1002 &park()`
 			if cmd != want {
 				t.Errorf("originate\n got  %q\n want %q", cmd, want)
@@ -367,17 +384,43 @@ func TestTransfer(t *testing.T) {
 		a2 = "bb1c1bb4-092f-4573-8595-5f116300ba6f"
 		b2 = "9fc43248-dd87-4a5a-9893-95544e4b2660"
 	)
-	h, sc := startScripted(t, nil)
+	// The wait for CHANNEL_BRIDGE is bounded by CommandTimeout: long enough
+	// here that the check below cannot race it.
+	h, sc := startScripted(t, func(o *Options) { o.CommandTimeout = 3 * time.Second })
 	evs := loadEvents(t, "j_phone_refer_attended")
 	h.srv.Emit(upTo(t, evs, "CALL_UPDATE", a2[:8])...)
 	h.barrier()
 	hang1 := find(t, evs, "CHANNEL_HANGUP", a1[:8])
 	hang2 := find(t, evs, "CHANNEL_HANGUP", a2[:8])
-	sc.on("uuid_bridge "+b1+" "+b2, body("+OK\n", hang1, hang2))
+	// uuid_bridge says +OK before the bridge exists; the extension's legs
+	// may be released only once CHANNEL_BRIDGE shows the far parties joined.
+	sc.on("uuid_bridge "+b1+" "+b2, body("+OK\n"))
 	// hangup_after_bridge already released them.
 	sc.on("uuid_kill", body("-ERR No such channel!\n"))
+	bridged := h.retag(find(t, loadEvents(t, "a_basic_call"), "CHANNEL_BRIDGE", basicA[:8]), b1).
+		With("Other-Leg-Unique-ID", b2)
 
-	if err := h.a.Transfer(ctxT(t), ref("1001", a1), ref("1001", a2)); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- h.a.Transfer(ctxT(t), ref("1001", a1), ref("1001", a2)) }()
+	if _, err := h.srv.WaitCommand(ctxT(t), "api uuid_bridge "+b1+" "+b2, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.barrier()
+	for _, c := range h.srv.Commands() {
+		if strings.HasPrefix(c, "api uuid_kill") {
+			t.Fatalf("%q before the far parties were bridged", c)
+		}
+	}
+	h.srv.Emit(bridged, hang1, hang2)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("Transfer did not return")
+	}
+	if _, err := h.srv.WaitCommand(ctxT(t), "api uuid_kill", 0); err != nil {
 		t.Fatal(err)
 	}
 	got := describe(h.collect(untilCleared(2)))
@@ -431,7 +474,7 @@ func TestMakeCall(t *testing.T) {
 	id := originateUUID.FindStringSubmatch(cmd)[1]
 	want := "bgapi originate {origination_caller_id_number=1002,origination_caller_id_name=1002}" +
 		"[origination_uuid=" + id + ",csta_id=7,sip_auto_answer=true,sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0," +
-		"sip_h_Alert-Info=<http://pbx>;info=alert-autoanswer;delay=0]user/1001 1002 XML default"
+		"sip_h_Alert-Info=<http://pbx>;info=alert-autoanswer;delay=0,sip_copy_custom_headers=false]user/1001 1002 XML default"
 	if cmd != want {
 		t.Errorf("originate\n got  %q\n want %q", cmd, want)
 	}
@@ -500,5 +543,44 @@ func TestTagCallAndDTMF(t *testing.T) {
 	h.srv.Emit(find(t, loadEvents(t, "a_basic_call"), "CHANNEL_HANGUP", basicA[:8]))
 	if e := h.want(pbx.EventCleared, func(e pbx.Event) bool { return e.Call.ID == basicA }); e.CSTAID != -3 {
 		t.Errorf("cleared csta_id %d, want -3", e.CSTAID)
+	}
+}
+
+// FreeSWITCH creates the channel that calls a phone before it sends the
+// INVITE: CHANNEL_CREATE has no sip_call_id (a_basic_call, and so does a
+// real 1.10.12). Offered waits for the first event that has it, so the
+// core gets the Call-ID the phone sees; a call that ends before that is
+// still offered, then cleared.
+func TestOfferedCarriesSIPCallID(t *testing.T) {
+	h, _ := startScripted(t, nil)
+	evs := loadEvents(t, "a_basic_call")
+	create := find(t, evs, "CHANNEL_CREATE", basicB[:8])
+	if create.Get("variable_sip_call_id") != "" {
+		t.Fatal("capture changed: CHANNEL_CREATE of the called phone has a Call-ID")
+	}
+	progress := find(t, evs, "CHANNEL_PROGRESS", basicB[:8])
+	h.srv.Emit(create)
+	h.barrier()
+	var early []pbx.Event
+	for len(h.events) > 0 {
+		early = append(early, <-h.events)
+	}
+	for _, e := range early {
+		if e.Kind == pbx.EventOffered && e.Call.ID == basicB {
+			t.Fatalf("offered before the Call-ID was known: %+v", e)
+		}
+	}
+	h.srv.Emit(progress)
+	e := h.want(pbx.EventOffered, func(e pbx.Event) bool { return e.Call.ID == basicB })
+	if want := progress.Get("variable_sip_call_id"); e.SIPCallID != want || want == "" {
+		t.Errorf("offered with Call-ID %q, want %q", e.SIPCallID, want)
+	}
+
+	// A phone that never answers the INVITE: no 180, only the hang-up.
+	id := newUUID()
+	h.srv.Emit(h.retag(create, id), h.retag(find(t, evs, "CHANNEL_HANGUP", basicB[:8]), id).With("Hangup-Cause", "NO_USER_RESPONSE"))
+	got := describe(h.collect(func(e pbx.Event) bool { return e.Kind == pbx.EventCleared && e.Call.ID == id }))
+	if w := []string{"offered 1001", "cleared no-answer"}; !equal(got[ref("1002", id)], w) {
+		t.Errorf("unanswered INVITE: %q, want %q", got[ref("1002", id)], w)
 	}
 }

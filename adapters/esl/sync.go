@@ -95,6 +95,9 @@ func (s *callState) applySync(dumps []chEvent) {
 		if advertisesTalk(ev.AllowEvents) {
 			l.talk = true
 		}
+		if ev.Presence != "" {
+			l.presence = ev.Presence
+		}
 		if p := s.remoteOf(l, ev); p.Number != "" {
 			l.remote = p
 		}
@@ -116,6 +119,7 @@ func (s *callState) applySync(dumps []chEvent) {
 			continue
 		}
 		l.swapLeg = false
+		l.offerPending = false // the sync reports it
 		legs[l.uuid] = l
 		calls = append(calls, pbx.CallInfo{Call: l.ref(), State: st, Direction: l.dir, Remote: l.remote,
 			SIPCallID: l.sipID, CSTAID: l.cstaID})

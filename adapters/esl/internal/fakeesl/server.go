@@ -396,6 +396,9 @@ func DefaultReply(cmd string) Reply {
 		return Reply{Body: "UP 0 years, 0 days, 0 hours, 11 minutes, 50 seconds, 106 milliseconds, 125 microseconds\nFreeSWITCH (Version 1.10.12-release 64bit) is ready\n"}
 	case strings.HasPrefix(cmd, "show channels as json"), strings.HasPrefix(cmd, "show calls as json"):
 		return Reply{Body: "{\"row_count\": 0}\n"}
+	case strings.HasPrefix(cmd, "user_data"):
+		// FreeSWITCH's answer for a user or variable it does not have.
+		return Reply{Body: "-ERR no reply\n"}
 	case strings.HasPrefix(cmd, "uuid_exists"):
 		return Reply{Body: "false"}
 	case strings.HasPrefix(cmd, "uuid_"):
