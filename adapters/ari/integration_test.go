@@ -7,13 +7,13 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v5"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 	"github.com/csta-bridge/csta-bridge/internal/testphone"
 )
 
@@ -28,7 +28,7 @@ const itWait = 15 * time.Second
 type itEnv struct {
 	t      *testing.T
 	a      *Adapter
-	log    *eventLog
+	log    *pbxtest.EventLog
 	exts   []pbx.Extension
 	phones map[string]*testphone.Phone
 }
@@ -90,7 +90,7 @@ func integrationEnv(t *testing.T) *itEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan pbx.Event, 1000)
 	done := make(chan error, 1)
-	env.log = newEventLog(t, events)
+	env.log = pbxtest.NewEventLog(t, events, itWait)
 	go func() { done <- a.Run(ctx, events) }()
 	t.Cleanup(func() {
 		cancel()
@@ -100,107 +100,25 @@ func integrationEnv(t *testing.T) *itEnv {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	env.log.wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
-	env.log.wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+	env.log.Wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
+	env.log.Wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
 	for _, n := range names {
-		env.log.wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
+		env.log.Wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
 			return ev.Kind == pbx.EventDevice && ev.Call.Ext == n && ev.Registered
 		})
 	}
 	return env
 }
 
-// eventLog keeps every event the adapter sends, so a test can wait for
-// events in any order and check that something did not happen.
-type eventLog struct {
-	mu     sync.Mutex
-	events []pbx.Event
-	used   []bool
-	signal chan struct{}
-}
-
-func newEventLog(t *testing.T, events <-chan pbx.Event) *eventLog {
-	l := &eventLog{signal: make(chan struct{}, 1)}
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		for {
-			select {
-			case ev := <-events:
-				l.mu.Lock()
-				l.events = append(l.events, ev)
-				l.used = append(l.used, false)
-				l.mu.Unlock()
-				select {
-				case l.signal <- struct{}{}:
-				default:
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return l
-}
-
-// wait returns the first event not yet taken that matches.
-func (l *eventLog) wait(t *testing.T, desc string, match func(pbx.Event) bool) pbx.Event {
-	t.Helper()
-	deadline := time.NewTimer(itWait)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for i, ev := range l.events {
-			if !l.used[i] && match(ev) {
-				l.used[i] = true
-				l.mu.Unlock()
-				return ev
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.signal:
-		case <-deadline.C:
-			t.Fatalf("no %s within %s; events so far:\n%s", desc, itWait, l.dump())
-		}
-	}
-}
-
-func (l *eventLog) dump() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var b strings.Builder
-	for i, ev := range l.events {
-		mark := " "
-		if l.used[i] {
-			mark = "*"
-		}
-		fmt.Fprintf(&b, "%s %s %s remote=%+v cause=%s csta=%d\n", mark, ev.Kind, ev.Call, ev.Remote, ev.Cause, ev.CSTAID)
-	}
-	return b.String()
-}
-
-// none fails if an event not yet taken matches.
-func (l *eventLog) none(t *testing.T, desc string, match func(pbx.Event) bool) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, ev := range l.events {
-		if !l.used[i] && match(ev) {
-			t.Fatalf("unexpected %s: %s %s (%+v)", desc, ev.Kind, ev.Call, ev)
-		}
-	}
-}
-
 func (e *itEnv) on(ref pbx.CallRef, k pbx.EventKind) pbx.Event {
 	e.t.Helper()
-	return e.log.wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+	return e.log.Wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
 }
 
 // offeredFor waits for the Offered event of a phone's incoming call.
 func (e *itEnv) offeredFor(ext string, c *testphone.Call) pbx.Event {
 	e.t.Helper()
-	return e.log.wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
+	return e.log.Wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
 		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
 	})
 }
@@ -209,13 +127,6 @@ func itCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*itWait)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func phoneState(t *testing.T, ctx context.Context, c *testphone.Call, want testphone.State) {
-	t.Helper()
-	if _, err := c.WaitState(ctx, want); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // dialAndOffer has phone from call to through the PBX and returns the
@@ -231,14 +142,14 @@ func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *tes
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	phoneState(e.t, ctx, in, testphone.StateRinging)
-	orig = e.log.wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
+	pbxtest.PhoneState(e.t, ctx, in, testphone.StateRinging)
+	orig = e.log.Wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
 		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
 	})
 	if orig.Remote.Number != to {
 		e.t.Errorf("originated by %s: remote %+v, want number %s", from, orig.Remote, to)
 	}
-	offered = e.log.wait(e.t, "offered to "+to, func(ev pbx.Event) bool {
+	offered = e.log.Wait(e.t, "offered to "+to, func(ev pbx.Event) bool {
 		return ev.Kind == pbx.EventOffered && ev.Call.Ext == to && ev.SIPCallID == in.CallID()
 	})
 	if offered.Remote.Number != from {
@@ -250,7 +161,7 @@ func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *tes
 // settle hangs up whatever a scenario left behind and waits until
 // Asterisk has no channels, so the next scenario starts clean.
 func (e *itEnv) settle(t *testing.T) {
-	t.Logf("events (* = checked by the scenario):\n%s", e.log.dump())
+	t.Logf("events (* = checked by the scenario):\n%s", e.log.Dump())
 	ctx, cancel := context.WithTimeout(context.Background(), itWait)
 	defer cancel()
 	for _, p := range e.phones {
@@ -295,14 +206,14 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := in.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		callerRef := orig.Call
 		e.on(callerRef, pbx.EventConnected)
 		if err := out.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseNormal {
 			t.Errorf("callee cleared with %s, want normal", c.Cause)
 		}
@@ -317,7 +228,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := out.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseCancelled {
 			t.Errorf("callee cleared with %s, want cancelled", c.Cause)
 		}
@@ -330,8 +241,8 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := e.a.ClearConnection(ctx, offered.Call); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		if out.Status() != 486 {
 			t.Errorf("caller's call ended with status %d, want 486 busy", out.Status())
 		}
@@ -351,7 +262,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 			t.Fatalf("Answer: %v", err)
 		}
 		// The ringing call is replaced by an auto-answered one.
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		repl, err := e.phones[a1].Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -359,12 +270,12 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if !repl.AutoAnswerRequested() {
 			t.Errorf("replacement call without auto-answer headers: Call-Info %q", repl.Header("Call-Info"))
 		}
-		phoneState(t, ctx, repl, testphone.StateConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, repl, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(ref, pbx.EventConnected)
 		callerRef := orig.Call
 		e.on(callerRef, pbx.EventConnected)
-		e.log.none(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
+		e.log.None(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
 
 		if err := e.a.Hold(ctx, ref); err != nil {
 			t.Fatalf("Hold: %v", err)
@@ -376,15 +287,15 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		e.on(ref, pbx.EventRetrieved)
 		// The replacement call carried the caller's identity to the phone;
 		// the caller must still see the extension, not itself.
-		e.log.none(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
+		e.log.None(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
 			return ev.Call == callerRef && (ev.Kind == pbx.EventConnected || ev.Kind == pbx.EventPartyChanged) && ev.Remote.Number == a2
 		})
 
 		if err := e.a.ClearConnection(ctx, ref); err != nil {
 			t.Fatalf("ClearConnection: %v", err)
 		}
-		phoneState(t, ctx, repl, testphone.StateEnded)
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, repl, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(callerRef, pbx.EventCleared)
 	})
@@ -400,7 +311,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		}
 		// The replacement call keeps ringing; picked up by hand, it is the
 		// same connection for the CTI software.
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		repl, err := e.phones[a1].Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -413,11 +324,11 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		}
 		e.on(ref, pbx.EventConnected)
 		e.on(orig.Call, pbx.EventConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		if err := out.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, repl, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, repl, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -428,7 +339,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := in.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		if err := in.Hold(ctx); err != nil {
 			t.Fatal(err)
@@ -446,7 +357,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := in.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(offered.Call, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -461,7 +372,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, own, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateConnected)
 		if o := e.on(ref, pbx.EventOriginated); o.Remote.Number != a2 || o.CSTAID != 4711 {
 			t.Errorf("originated: remote %+v csta %d", o.Remote, o.CSTAID)
 		}
@@ -476,7 +387,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if far.RemoteUser() != a1 {
 			t.Errorf("destination phone sees caller %q, want %s", far.RemoteUser(), a1)
 		}
-		e.log.none(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+		e.log.None(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
 		if err := far.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +396,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := far.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, own, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(offered.Call, pbx.EventCleared)
 	})
@@ -497,7 +408,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.on(offered.Call, pbx.EventConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		if err := e.a.SingleStepTransfer(ctx, offered.Call, "sip:"+a3+"@pbx"); err != nil {
 			t.Fatalf("SingleStepTransfer: %v", err)
 		}
@@ -505,7 +416,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
 			t.Errorf("transferring leg cleared with %s, want transferred", c.Cause)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		target, err := e.phones[a3].Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -521,11 +432,11 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if out.State() != testphone.StateConnected {
 			t.Fatalf("transferred caller's call is %s", out.State())
 		}
-		e.log.none(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
+		e.log.None(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
 		if err := target.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(off3.Call, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -572,8 +483,8 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 				t.Errorf("%s cleared with %s, want transferred", r, c.Cause)
 			}
 		}
-		phoneState(t, ctx, in1, testphone.StateEnded)
-		phoneState(t, ctx, own, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in1, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateEnded)
 		if out2.State() != testphone.StateConnected || in3.State() != testphone.StateConnected {
 			t.Fatalf("after transfer: %s's call %s, %s's call %s; want both connected", a2, out2.State(), a3, in3.State())
 		}
@@ -582,7 +493,7 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		if err := out2.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in3, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in3, testphone.StateEnded)
 		e.on(off3.Call, pbx.EventCleared)
 	})
 }

@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 	"github.com/csta-bridge/csta-bridge/internal/testphone"
 )
 
@@ -26,7 +26,7 @@ const itWait = 15 * time.Second
 type itEnv struct {
 	t      *testing.T
 	a      *Adapter
-	log    *eventLog
+	log    *pbxtest.EventLog
 	exts   []pbx.Extension
 	phones map[string]*testphone.Phone
 }
@@ -95,7 +95,7 @@ func integrationEnv(t *testing.T) *itEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan pbx.Event, 1000)
 	done := make(chan error, 1)
-	env.log = newEventLog(t, events)
+	env.log = pbxtest.NewEventLog(t, events, itWait)
 	go func() { done <- a.Run(ctx, events) }()
 	t.Cleanup(func() {
 		cancel()
@@ -105,8 +105,8 @@ func integrationEnv(t *testing.T) *itEnv {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	env.log.wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
-	env.log.wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
+	env.log.Wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+	env.log.Wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
 
 	// The phones register after the adapter is up, so their registration
 	// must arrive as sofia::register events.
@@ -124,104 +124,22 @@ func integrationEnv(t *testing.T) *itEnv {
 		env.phones[n] = p
 	}
 	for _, n := range names {
-		env.log.wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
+		env.log.Wait(t, "device "+n+" registered", func(ev pbx.Event) bool {
 			return ev.Kind == pbx.EventDevice && ev.Call.Ext == n && ev.Registered
 		})
 	}
 	return env
 }
 
-// eventLog keeps every event the adapter sends, so a test can wait for
-// events in any order and check that something did not happen.
-type eventLog struct {
-	mu     sync.Mutex
-	events []pbx.Event
-	used   []bool
-	signal chan struct{}
-}
-
-func newEventLog(t *testing.T, events <-chan pbx.Event) *eventLog {
-	l := &eventLog{signal: make(chan struct{}, 1)}
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		for {
-			select {
-			case ev := <-events:
-				l.mu.Lock()
-				l.events = append(l.events, ev)
-				l.used = append(l.used, false)
-				l.mu.Unlock()
-				select {
-				case l.signal <- struct{}{}:
-				default:
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return l
-}
-
-// wait returns the first event not yet taken that matches.
-func (l *eventLog) wait(t *testing.T, desc string, match func(pbx.Event) bool) pbx.Event {
-	t.Helper()
-	deadline := time.NewTimer(itWait)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for i, ev := range l.events {
-			if !l.used[i] && match(ev) {
-				l.used[i] = true
-				l.mu.Unlock()
-				return ev
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.signal:
-		case <-deadline.C:
-			t.Fatalf("no %s within %s; events so far:\n%s", desc, itWait, l.dump())
-		}
-	}
-}
-
-func (l *eventLog) dump() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var b strings.Builder
-	for i, ev := range l.events {
-		mark := " "
-		if l.used[i] {
-			mark = "*"
-		}
-		fmt.Fprintf(&b, "%s %s %s remote=%+v cause=%s csta=%d byphone=%v\n", mark, ev.Kind, ev.Call, ev.Remote, ev.Cause, ev.CSTAID, ev.ByPhone)
-	}
-	return b.String()
-}
-
-// none fails if an event not yet taken matches.
-func (l *eventLog) none(t *testing.T, desc string, match func(pbx.Event) bool) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, ev := range l.events {
-		if !l.used[i] && match(ev) {
-			t.Fatalf("unexpected %s: %s %s (%+v)", desc, ev.Kind, ev.Call, ev)
-		}
-	}
-}
-
 func (e *itEnv) on(ref pbx.CallRef, k pbx.EventKind) pbx.Event {
 	e.t.Helper()
-	return e.log.wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+	return e.log.Wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
 }
 
 // offeredFor waits for the Offered event of a phone's incoming call.
 func (e *itEnv) offeredFor(ext string, c *testphone.Call) pbx.Event {
 	e.t.Helper()
-	return e.log.wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
+	return e.log.Wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
 		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
 	})
 }
@@ -230,13 +148,6 @@ func itCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*itWait)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func phoneState(t *testing.T, ctx context.Context, c *testphone.Call, want testphone.State) {
-	t.Helper()
-	if _, err := c.WaitState(ctx, want); err != nil {
-		t.Fatalf("call %s: waiting for %s (now %s, %s): %v", c.CallID(), want, c.State(), c.EndReason(), err)
-	}
 }
 
 // dialAndOffer has phone from call to through the PBX and returns the
@@ -252,8 +163,8 @@ func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *tes
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	phoneState(e.t, ctx, in, testphone.StateRinging)
-	orig = e.log.wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
+	pbxtest.PhoneState(e.t, ctx, in, testphone.StateRinging)
+	orig = e.log.Wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
 		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
 	})
 	if orig.Remote.Number != to {
@@ -279,7 +190,7 @@ func (e *itEnv) liveChannels(ctx context.Context) (string, error) {
 // settle hangs up whatever a scenario left behind and waits until
 // FreeSWITCH has no channels, so the next scenario starts clean.
 func (e *itEnv) settle(t *testing.T) {
-	t.Logf("events (* = checked by the scenario):\n%s", e.log.dump())
+	t.Logf("events (* = checked by the scenario):\n%s", e.log.Dump())
 	ctx, cancel := context.WithTimeout(context.Background(), itWait)
 	defer cancel()
 	for _, p := range e.phones {
@@ -303,11 +214,7 @@ func (e *itEnv) settle(t *testing.T) {
 	}
 	// Events of this scenario that arrive late must not satisfy the next
 	// one's waits.
-	e.log.mu.Lock()
-	for i := range e.log.used {
-		e.log.used[i] = true
-	}
-	e.log.mu.Unlock()
+	e.log.TakeAll()
 }
 
 func (e *itEnv) run(name string, fn func(t *testing.T)) {
@@ -334,13 +241,13 @@ func TestIntegration(t *testing.T) {
 		if err := in.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		e.on(orig.Call, pbx.EventConnected)
 		if err := out.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseNormal {
 			t.Errorf("callee cleared with %s, want normal", c.Cause)
 		}
@@ -355,7 +262,7 @@ func TestIntegration(t *testing.T) {
 		if err := out.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseCancelled {
 			t.Errorf("callee cleared with %s, want cancelled", c.Cause)
 		}
@@ -368,8 +275,8 @@ func TestIntegration(t *testing.T) {
 		if err := e.a.ClearConnection(ctx, offered.Call); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseRejected {
 			t.Errorf("callee cleared with %s, want rejected", c.Cause)
 		}
@@ -384,25 +291,25 @@ func TestIntegration(t *testing.T) {
 			t.Fatalf("Answer: %v", err)
 		}
 		// The phone itself answered the ringing call.
-		phoneState(t, ctx, in, testphone.StateConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(ref, pbx.EventConnected)
 		e.on(orig.Call, pbx.EventConnected)
 		if err := e.a.Hold(ctx, ref); err != nil {
 			t.Fatalf("Hold: %v", err)
 		}
-		phoneState(t, ctx, in, testphone.StateHeld)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateHeld)
 		e.on(ref, pbx.EventHeld)
 		if err := e.a.Retrieve(ctx, ref); err != nil {
 			t.Fatalf("Retrieve: %v", err)
 		}
-		phoneState(t, ctx, in, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateConnected)
 		e.on(ref, pbx.EventRetrieved)
 		if err := e.a.ClearConnection(ctx, ref); err != nil {
 			t.Fatalf("ClearConnection: %v", err)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -415,7 +322,7 @@ func TestIntegration(t *testing.T) {
 			t.Fatalf("Answer: %v", err)
 		}
 		// The ringing call is replaced by an auto-answered one.
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		repl, err := e.phones[a2].Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -423,12 +330,12 @@ func TestIntegration(t *testing.T) {
 		if !repl.AutoAnswerRequested() {
 			t.Errorf("replacement call without auto-answer headers: Call-Info %q", repl.Header("Call-Info"))
 		}
-		phoneState(t, ctx, repl, testphone.StateConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, repl, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(ref, pbx.EventConnected)
 		callerRef := orig.Call
 		e.on(callerRef, pbx.EventConnected)
-		e.log.none(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
+		e.log.None(e.t, "clear of the answered call", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == ref })
 
 		if err := e.a.Hold(ctx, ref); err != nil {
 			t.Fatalf("Hold: %v", err)
@@ -440,14 +347,14 @@ func TestIntegration(t *testing.T) {
 			t.Fatalf("Retrieve: %v", err)
 		}
 		e.on(ref, pbx.EventRetrieved)
-		e.log.none(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
+		e.log.None(e.t, "caller shown as its own far party", func(ev pbx.Event) bool {
 			return ev.Call == callerRef && (ev.Kind == pbx.EventConnected || ev.Kind == pbx.EventPartyChanged) && ev.Remote.Number == a3
 		})
 		// The phone hangs up.
 		if err := repl.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		if c := e.on(ref, pbx.EventCleared); c.Cause != pbx.CauseNormal {
 			t.Errorf("answered call cleared with %s, want normal", c.Cause)
 		}
@@ -460,7 +367,7 @@ func TestIntegration(t *testing.T) {
 		if err := in.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		e.on(orig.Call, pbx.EventConnected)
 		// `show channels` reads FreeSWITCH's core database, which its SQL
@@ -528,7 +435,7 @@ func TestIntegration(t *testing.T) {
 		if err := in.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		if err := in.Hold(ctx); err != nil {
 			t.Fatal(err)
@@ -543,7 +450,7 @@ func TestIntegration(t *testing.T) {
 		if err := in.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(offered.Call, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -561,7 +468,7 @@ func TestIntegration(t *testing.T) {
 		if !own.AutoAnswerRequested() {
 			t.Errorf("MakeCall's call to the device without auto-answer: Call-Info %q", own.Header("Call-Info"))
 		}
-		phoneState(t, ctx, own, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateConnected)
 		if o := e.on(ref, pbx.EventOriginated); o.Remote.Number != a2 || o.CSTAID != 4711 {
 			t.Errorf("originated: remote %+v csta %d", o.Remote, o.CSTAID)
 		}
@@ -576,7 +483,7 @@ func TestIntegration(t *testing.T) {
 		if far.RemoteUser() != a1 {
 			t.Errorf("destination phone sees caller %q, want %s", far.RemoteUser(), a1)
 		}
-		e.log.none(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+		e.log.None(e.t, "early connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
 		if err := far.Answer(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -585,7 +492,7 @@ func TestIntegration(t *testing.T) {
 		if err := far.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, own, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(offered.Call, pbx.EventCleared)
 	})
@@ -597,7 +504,7 @@ func TestIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.on(offered.Call, pbx.EventConnected)
-		phoneState(t, ctx, out, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		if err := e.a.SingleStepTransfer(ctx, offered.Call, a3); err != nil {
 			t.Fatalf("SingleStepTransfer: %v", err)
 		}
@@ -605,7 +512,7 @@ func TestIntegration(t *testing.T) {
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
 			t.Errorf("transferring leg cleared with %s, want transferred", c.Cause)
 		}
-		phoneState(t, ctx, in, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		target, err := e.phones[a3].Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -621,11 +528,11 @@ func TestIntegration(t *testing.T) {
 		if out.State() != testphone.StateConnected {
 			t.Fatalf("transferred caller's call is %s", out.State())
 		}
-		e.log.none(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
+		e.log.None(e.t, "clear of the transferred caller", func(ev pbx.Event) bool { return ev.Kind == pbx.EventCleared && ev.Call == orig.Call })
 		if err := target.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, out, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(off3.Call, pbx.EventCleared)
 		e.on(orig.Call, pbx.EventCleared)
 	})
@@ -672,8 +579,8 @@ func TestIntegration(t *testing.T) {
 				t.Errorf("%s cleared with %s, want transferred", r, c.Cause)
 			}
 		}
-		phoneState(t, ctx, in1, testphone.StateEnded)
-		phoneState(t, ctx, own, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in1, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, own, testphone.StateEnded)
 		if out2.State() != testphone.StateConnected || in3.State() != testphone.StateConnected {
 			t.Fatalf("after transfer: %s's call %s, %s's call %s; want both connected", a2, out2.State(), a3, in3.State())
 		}
@@ -682,7 +589,7 @@ func TestIntegration(t *testing.T) {
 		if err := out2.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
-		phoneState(t, ctx, in3, testphone.StateEnded)
+		pbxtest.PhoneState(t, ctx, in3, testphone.StateEnded)
 		e.on(off3.Call, pbx.EventCleared)
 	})
 }
