@@ -3,7 +3,6 @@ package ari
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -112,15 +111,12 @@ func integrationEnv(t *testing.T) *itEnv {
 
 func (e *itEnv) on(ref pbx.CallRef, k pbx.EventKind) pbx.Event {
 	e.t.Helper()
-	return e.log.Wait(e.t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+	return e.log.On(e.t, ref, k)
 }
 
-// offeredFor waits for the Offered event of a phone's incoming call.
 func (e *itEnv) offeredFor(ext string, c *testphone.Call) pbx.Event {
 	e.t.Helper()
-	return e.log.Wait(e.t, "offered to "+ext, func(ev pbx.Event) bool {
-		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
-	})
+	return e.log.OfferedFor(e.t, ext, c)
 }
 
 func itCtx(t *testing.T) context.Context {
@@ -129,33 +125,9 @@ func itCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// dialAndOffer has phone from call to through the PBX and returns the
-// caller's and the callee's phone calls and the two legs' first events
-// (Originated, Offered), matched by SIP Call-ID.
 func (e *itEnv) dialAndOffer(ctx context.Context, from, to string) (out, in *testphone.Call, orig, offered pbx.Event) {
 	e.t.Helper()
-	out, err := e.phones[from].Dial(ctx, to)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	in, err = e.phones[to].Incoming(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	pbxtest.PhoneState(e.t, ctx, in, testphone.StateRinging)
-	orig = e.log.Wait(e.t, "originated by "+from, func(ev pbx.Event) bool {
-		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
-	})
-	if orig.Remote.Number != to {
-		e.t.Errorf("originated by %s: remote %+v, want number %s", from, orig.Remote, to)
-	}
-	offered = e.log.Wait(e.t, "offered to "+to, func(ev pbx.Event) bool {
-		return ev.Kind == pbx.EventOffered && ev.Call.Ext == to && ev.SIPCallID == in.CallID()
-	})
-	if offered.Remote.Number != from {
-		e.t.Errorf("offered to %s: remote %+v, want number %s", to, offered.Remote, from)
-	}
-	return out, in, orig, offered
+	return e.log.DialAndOffer(e.t, ctx, e.phones, from, to)
 }
 
 // settle hangs up whatever a scenario left behind and waits until

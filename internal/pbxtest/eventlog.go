@@ -118,3 +118,46 @@ func PhoneState(t *testing.T, ctx context.Context, c *testphone.Call, want testp
 		t.Fatalf("call %s: waiting for %s (now %s, %s): %v", c.CallID(), want, c.State(), c.EndReason(), err)
 	}
 }
+
+// On waits for the event of kind k on connection ref.
+func (l *EventLog) On(t *testing.T, ref pbx.CallRef, k pbx.EventKind) pbx.Event {
+	t.Helper()
+	return l.Wait(t, fmt.Sprintf("%s for %s", k, ref), func(ev pbx.Event) bool { return ev.Kind == k && ev.Call == ref })
+}
+
+// OfferedFor waits for the Offered event of a test phone's incoming call,
+// matched by SIP Call-ID.
+func (l *EventLog) OfferedFor(t *testing.T, ext string, c *testphone.Call) pbx.Event {
+	t.Helper()
+	return l.Wait(t, "offered to "+ext, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOffered && ev.Call.Ext == ext && ev.SIPCallID == c.CallID()
+	})
+}
+
+// DialAndOffer has phone from call extension to through the PBX and returns
+// the caller's and the callee's phone calls and the two legs' first events
+// (Originated, Offered), matched by SIP Call-ID.
+func (l *EventLog) DialAndOffer(t *testing.T, ctx context.Context, phones map[string]*testphone.Phone, from, to string) (
+	out, in *testphone.Call, orig, offered pbx.Event) {
+	t.Helper()
+	out, err := phones[from].Dial(ctx, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err = phones[to].Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	PhoneState(t, ctx, in, testphone.StateRinging)
+	orig = l.Wait(t, "originated by "+from, func(ev pbx.Event) bool {
+		return ev.Kind == pbx.EventOriginated && ev.Call.Ext == from && ev.SIPCallID == out.CallID()
+	})
+	if orig.Remote.Number != to {
+		t.Errorf("originated by %s: remote %+v, want number %s", from, orig.Remote, to)
+	}
+	offered = l.OfferedFor(t, to, in)
+	if offered.Remote.Number != from {
+		t.Errorf("offered to %s: remote %+v, want number %s", to, offered.Remote, from)
+	}
+	return out, in, orig, offered
+}
