@@ -51,7 +51,7 @@ type Adapter struct {
 	byEndpoint map[string]string // endpointKey → extension name
 	subscribed map[string]bool   // endpoints subscribed in this session
 	chans      map[string]*channel
-	legs       map[string]*leg // by ext + "/" + CallRef.ID
+	legs       map[pbx.CallRef]*leg
 	calls      map[string]*call
 	callOf     map[string]*call               // channel id → owned call
 	makeCalls  map[string]pbx.MakeCallRequest // device channel id → request
@@ -81,7 +81,7 @@ func New(opts Options) (*Adapter, error) {
 		byEndpoint:  map[string]string{},
 		subscribed:  map[string]bool{},
 		chans:       map[string]*channel{},
-		legs:        map[string]*leg{},
+		legs:        map[pbx.CallRef]*leg{},
 		calls:       map[string]*call{},
 		callOf:      map[string]*call{},
 		makeCalls:   map[string]pbx.MakeCallRequest{},

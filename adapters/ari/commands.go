@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,51 +13,8 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
 
-// errNotOwned is the reason every Stasis-only service gives for a call the
-// adapter only observes.
-func errNotOwned(op string, c pbx.CallRef) error {
-	return fmt.Errorf("ari: %s %s: %w: call is not under the bridge's Stasis application; route it through the csta-bridge dialplan snippet", op, c, pbx.ErrNotSupported)
-}
-
-// legOf finds the live leg of c. Called with a.mu held.
-func (a *Adapter) legOf(op string, c pbx.CallRef) (*leg, error) {
-	if a.client == nil {
-		return nil, fmt.Errorf("ari: %s %s: %w", op, c, pbx.ErrUnavailable)
-	}
-	l := a.legs[c.Ext+"/"+c.ID]
-	if l == nil {
-		return nil, fmt.Errorf("ari: %s %s: %w", op, c, pbx.ErrNoSuchCall)
-	}
-	return l, nil
-}
-
-// claim marks l as taken by a multi-step command; a second command on the
-// same connection meanwhile is refused rather than interleaved. Called with
-// a.mu held; the returned func releases it and takes the lock itself.
-func (a *Adapter) claim(op string, c pbx.CallRef, l *leg) (func(), error) {
-	if l.busy {
-		return nil, fmt.Errorf("ari: %s %s: %w: another request on this call is in progress", op, c, pbx.ErrInvalidState)
-	}
-	l.busy = true
-	return func() {
-		a.mu.Lock()
-		l.busy = false
-		a.mu.Unlock()
-	}, nil
-}
-
-// farOf is the other member of an owned leg's call. Called with a.mu held.
-func (a *Adapter) farOf(l *leg) (string, bool) {
-	if l.call == nil {
-		return "", false
-	}
-	others := l.call.others(l.ch.id)
-	if len(others) != 1 {
-		return "", false
-	}
-	return others[0], true
-}
-
+// wrap names the command and the connection in a failed REST step's error,
+// mapped to the pbx sentinel the core turns into a CSTA error code.
 func wrap(op string, c pbx.CallRef, err error) error {
 	if err == nil {
 		return nil
@@ -66,159 +22,15 @@ func wrap(op string, c pbx.CallRef, err error) error {
 	return fmt.Errorf("ari: %s %s: %w", op, c, mapErr(err))
 }
 
-// Answer makes the extension's alerting connection connected. No ARI call
-// can make a ringing SIP phone go off-hook, so the adapter replaces the
-// ringing leg with a new call to the device that carries the extension's
-// auto-answer headers, and bridges that one to the waiting caller, who
-// hears ringing all along. The CallRef stays the same.
-func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
-	const op = "answer"
-	a.mu.Lock()
-	l, err := a.legOf(op, c)
-	if err != nil {
-		a.mu.Unlock()
-		return err
+// originateErr is wrap for a failed call to the extension's own device
+// (AnswerCall's auto-answer call, MakeCall's first leg): when Asterisk
+// cannot create a channel to the endpoint at all, the device is what the
+// CTI client must be told is unreachable, not the PBX.
+func originateErr(op string, c pbx.CallRef, err error) error {
+	if allocationFailed(err) {
+		return fmt.Errorf("ari: %s %s: %w (%v)", op, c, pbx.ErrDeviceUnreachable, err)
 	}
-	release, err := a.claim(op, c, l)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	defer release()
-	if l.dir != pbx.Incoming || l.state != pbx.StateAlerting {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, c, pbx.ErrInvalidState, l.state)
-	}
-	if !l.owned() || l.call.dialing != l.ch.id {
-		a.mu.Unlock()
-		return errNotOwned(op, c)
-	}
-	ext := a.exts[c.Ext]
-	cl := l.call
-	old := l.ch
-	far, _ := a.farOf(l)
-	caller := ""
-	if fch := a.chans[far]; fch != nil {
-		caller = callerID(fch.caller)
-	}
-	cstaID := l.cstaID
-	newID := a.newID("ans")
-	a.swaps[newID] = l
-	old.released = true
-	cl.pending++
-	cl.members[newID] = true
-	cl.dialing = newID
-	cl.swapIn = newID
-	a.callOf[newID] = cl
-	a.mu.Unlock()
-
-	undo := func() {
-		a.mu.Lock()
-		delete(a.swaps, newID)
-		delete(cl.members, newID)
-		delete(a.callOf, newID)
-		cl.pending--
-		a.mu.Unlock()
-	}
-	if far != "" {
-		_ = a.rest(ctx, func(x ari.Client) error { return x.Channel().Ring(chanKey(far)) })
-	}
-	vars := autoAnswerVars(ext.AutoAnswerHeaders)
-	vars[varLeg] = c.ID + ",in"
-	vars[varCall] = cl.id
-	if cstaID != 0 {
-		vars[varCSTAID] = strconv.Itoa(cstaID)
-	}
-	// Originate first, then drop the ringing leg: if the device cannot be
-	// called at all, the original call is still there.
-	err = a.rest(ctx, func(x ari.Client) error {
-		_, err := x.Channel().Originate(chanKey(far), ari.OriginateRequest{
-			Endpoint:   ext.Endpoint,
-			Timeout:    int(a.opts.DialTimeout / time.Second),
-			CallerID:   caller,
-			App:        a.opts.Application,
-			AppArgs:    argAnswer + "," + cl.id,
-			ChannelID:  newID,
-			Originator: far,
-			Variables:  vars,
-		})
-		return err
-	})
-	if err != nil {
-		a.mu.Lock()
-		old.released = false
-		cl.dialing = old.id
-		a.mu.Unlock()
-		undo()
-		if st := httpStatus(err); st == 500 || st == 400 {
-			return fmt.Errorf("ari: %s %s: %w (%v)", op, c, pbx.ErrDeviceUnreachable, err)
-		}
-		return wrap(op, c, err)
-	}
-	// Point the leg at the new channel before the ringing one goes: its
-	// ChannelDestroyed can arrive before the hang-up request returns, and
-	// must not be taken for the end of the connection.
-	a.mu.Lock()
-	if a.ended.has(newID) {
-		// The device refused the new call at once; keep the ringing one.
-		delete(a.swaps, newID)
-		old.released = false
-		cl.dialing = old.id
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w: the device refused the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
-	}
-	if l.ch == old {
-		delete(a.swaps, newID)
-		nch := a.chans[newID]
-		if nch == nil {
-			nch = &channel{id: newID, endpoint: endpointKey(ext.Endpoint), state: "Down"}
-			a.chans[newID] = nch
-		}
-		nch.leg = l
-		l.ch = nch
-	}
-	a.mu.Unlock()
-	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(old.id), "answered_elsewhere") }); err != nil && httpStatus(err) != 404 {
-		a.log.Warn("cannot drop the ringing leg after re-originate", "call", c.String(), "err", err)
-	}
-
-	wctx, cancel := context.WithTimeout(ctx, a.opts.AnswerTimeout)
-	defer cancel()
-	err = a.waitFor(wctx, newID, func(ch *channel) (bool, error) {
-		if ch == nil {
-			return false, fmt.Errorf("ari: %s %s: %w: the device hung up the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
-		}
-		return l.state == pbx.StateConnected, nil
-	})
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("ari: %s %s: %w: the device did not auto-answer within %s (check its auto-answer policy); it keeps ringing", op, c, pbx.ErrDeviceUnreachable, a.opts.AnswerTimeout)
-	}
-	return err
-}
-
-// autoAnswerVars turns "Name: value" headers into originate variables that
-// chan_pjsip adds to the INVITE.
-func autoAnswerVars(headers []string) map[string]string {
-	vars := map[string]string{}
-	for _, h := range headers {
-		name, value, ok := strings.Cut(h, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" {
-			continue
-		}
-		vars["PJSIP_HEADER(add,"+name+")"] = strings.TrimSpace(value)
-	}
-	return vars
-}
-
-func callerID(p wireParty) string {
-	switch {
-	case p.Name != "" && p.Number != "":
-		return strconv.Quote(p.Name) + " <" + p.Number + ">"
-	case p.Number != "":
-		return "<" + p.Number + ">"
-	}
-	return ""
+	return wrap(op, c, err)
 }
 
 // Hold puts the far party on hold at the PBX: it leaves the call's bridge
@@ -227,21 +39,12 @@ func callerID(p wireParty) string {
 func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	const op = "hold"
 	a.mu.Lock()
-	l, err := a.legOf(op, c)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	release, err := a.claim(op, c, l)
+	l, release, err := a.claimLeg(op, c, pbx.StateConnected)
 	if err != nil {
 		a.mu.Unlock()
 		return err
 	}
 	defer release()
-	if l.state != pbx.StateConnected {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, c, pbx.ErrInvalidState, l.state)
-	}
 	far, ok := a.farOf(l)
 	if !ok {
 		a.mu.Unlock()
@@ -263,7 +66,7 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.legs[c.Ext+"/"+c.ID] != l {
+	if a.legs[c] != l {
 		return fmt.Errorf("ari: %s %s: %w", op, c, pbx.ErrNoSuchCall)
 	}
 	l.state = pbx.StateHeld
@@ -276,21 +79,12 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	const op = "retrieve"
 	a.mu.Lock()
-	l, err := a.legOf(op, c)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	release, err := a.claim(op, c, l)
+	l, release, err := a.claimLeg(op, c, pbx.StateHeld)
 	if err != nil {
 		a.mu.Unlock()
 		return err
 	}
 	defer release()
-	if l.state != pbx.StateHeld {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, c, pbx.ErrInvalidState, l.state)
-	}
 	if !l.heldBy {
 		a.mu.Unlock()
 		return fmt.Errorf("ari: %s %s: %w: the phone put this call on hold itself; only the phone can take it back", op, c, pbx.ErrNotSupported)
@@ -371,204 +165,6 @@ func (a *Adapter) ClearCall(ctx context.Context, c pbx.CallRef) error {
 	return wrap(op, c, errors.Join(errs...))
 }
 
-// SingleStepTransfer sends the far party into the dialplan at destination
-// (in the configured context, so routing and the snippet apply) and hangs
-// up the extension's leg.
-func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destination string) error {
-	const op = "single step transfer"
-	number, err := destinationNumber(destination)
-	if err != nil {
-		return fmt.Errorf("ari: %s %s: %w", op, c, err)
-	}
-	a.mu.Lock()
-	l, err := a.legOf(op, c)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	release, err := a.claim(op, c, l)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	defer release()
-	if l.state != pbx.StateConnected && l.state != pbx.StateHeld {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, c, pbx.ErrInvalidState, l.state)
-	}
-	far, ok := a.farOf(l)
-	if !ok {
-		a.mu.Unlock()
-		return errNotOwned(op, c)
-	}
-	fch := a.chans[far]
-	if fch == nil || !fch.inStasis {
-		a.mu.Unlock()
-		return errNotOwned(op, c)
-	}
-	held := l.heldBy
-	fch.released = true
-	legID := l.ch.id
-	a.mu.Unlock()
-
-	if held {
-		_ = a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) })
-	}
-	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Continue(chanKey(far), a.opts.Context, number, 1) }); err != nil {
-		a.mu.Lock()
-		fch.released = false
-		a.mu.Unlock()
-		return wrap(op, c, err)
-	}
-	a.mu.Lock()
-	if !l.transferred {
-		l.transferred = true
-		a.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind, CSTAID: l.cstaID, Remote: pbx.Party{Number: number}})
-	}
-	a.mu.Unlock()
-	if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(legID), "normal") }); err != nil && httpStatus(err) != 404 {
-		a.log.Warn("transfer done but the extension's leg could not be hung up", "call", c.String(), "err", err)
-	}
-	return nil
-}
-
-// destinationNumber takes a number or a SIP URI as the CTI client wrote it
-// and returns the extension to dial.
-func destinationNumber(dest string) (string, error) {
-	d := strings.TrimSpace(dest)
-	low := strings.ToLower(d)
-	if strings.HasPrefix(low, "sip:") || strings.HasPrefix(low, "sips:") || strings.HasPrefix(low, "tel:") {
-		_, rest, _ := strings.Cut(d, ":")
-		rest, _, _ = strings.Cut(rest, ";")
-		user, _, _ := strings.Cut(rest, "@")
-		if u, err := url.PathUnescape(user); err == nil {
-			user = u
-		}
-		d = user
-	}
-	if !validNumber(d) {
-		return "", fmt.Errorf("%w: %q", pbx.ErrInvalidDestination, dest)
-	}
-	return d, nil
-}
-
-// Transfer joins the far parties of two calls of the extension in a new
-// bridge and hangs up the extension's two legs.
-func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error {
-	const op = "transfer"
-	if held.Ext != active.Ext || held.ID == active.ID {
-		return fmt.Errorf("ari: %s %s, %s: %w: needs two different calls of one extension", op, held, active, pbx.ErrInvalidState)
-	}
-	a.mu.Lock()
-	lh, err := a.legOf(op, held)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	la, err := a.legOf(op, active)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	releaseH, err := a.claim(op, held, lh)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	defer releaseH()
-	releaseA, err := a.claim(op, active, la)
-	if err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	defer releaseA()
-	if lh.state != pbx.StateHeld && lh.state != pbx.StateConnected {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, held, pbx.ErrInvalidState, lh.state)
-	}
-	if la.state != pbx.StateConnected && la.state != pbx.StateHeld && la.state != pbx.StateInitiated {
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, active, pbx.ErrInvalidState, la.state)
-	}
-	fh, ok1 := a.farOf(lh)
-	fa, ok2 := a.farOf(la)
-	if !ok1 {
-		a.mu.Unlock()
-		return errNotOwned(op, held)
-	}
-	if !ok2 {
-		a.mu.Unlock()
-		return errNotOwned(op, active)
-	}
-	nc := &call{id: a.newID("xfer"), members: map[string]bool{}, answered: la.state != pbx.StateInitiated}
-	heldMOH := lh.heldBy
-	hID, aID := lh.ch.id, la.ch.id
-	a.mu.Unlock()
-
-	if err := a.rest(ctx, func(x ari.Client) error {
-		_, err := x.Bridge().Create(bridgeKey(nc.id), "mixing", "csta-"+nc.id)
-		return err
-	}); err != nil {
-		return wrap(op, held, err)
-	}
-	// Adding a channel moves it out of its current bridge.
-	for _, f := range []string{fh, fa} {
-		if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(nc.id), f) }); err != nil {
-			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Bridge().Delete(bridgeKey(nc.id)) })
-			return wrap(op, held, err)
-		}
-	}
-	if heldMOH {
-		_ = a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(fh)) })
-	}
-	a.mu.Lock()
-	nc.bridge = nc.id
-	for _, f := range []string{fh, fa} {
-		if old := a.callOf[f]; old != nil {
-			delete(old.members, f)
-			if old.dialing == f {
-				old.dialing = ""
-				nc.dialing = f
-			}
-		}
-		nc.members[f] = true
-		a.callOf[f] = nc
-	}
-	a.calls[nc.id] = nc
-	for _, l := range []*leg{lh, la} {
-		if !l.transferred {
-			l.transferred = true
-			a.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferAttended, CSTAID: l.cstaID, Remote: l.remote})
-		}
-	}
-	// Far parties that are extensions of this bridge now talk to someone else.
-	pairs := [][2]string{{fh, fa}, {fa, fh}}
-	for _, p := range pairs {
-		ch, other := a.chans[p[0]], a.chans[p[1]]
-		if ch == nil || other == nil || ch.leg == nil || ch.leg.ch != ch {
-			continue
-		}
-		if ch.leg.state == pbx.StateConnected || ch.leg.state == pbx.StateHeld {
-			ch.leg.remote = partyOf(other.caller)
-			if other.leg != nil {
-				ch.leg.remote = pbx.Party{Number: other.leg.ref.Ext, Name: other.caller.Name}
-			}
-			a.emit(pbx.Event{Kind: pbx.EventPartyChanged, Call: ch.leg.ref, Remote: ch.leg.remote, CSTAID: ch.leg.cstaID})
-		}
-	}
-	a.mu.Unlock()
-	var errs []error
-	for _, id := range []string{hID, aID} {
-		if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(id), "normal") }); err != nil && httpStatus(err) != 404 {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		a.log.Warn("transfer done but an extension leg could not be hung up", "held", held.String(), "active", active.String(), "err", err)
-	}
-	return nil
-}
-
 // MakeCall calls the extension's device into the application (auto-answered
 // when asked), then, once the device answers, dials the destination in the
 // configured context and bridges the two.
@@ -589,7 +185,7 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		a.mu.Unlock()
 		return fmt.Errorf("ari: %s %s: %w: extension not mapped", op, c, pbx.ErrInvalidDestination)
 	}
-	if c.ID == "" || a.legs[c.Ext+"/"+c.ID] != nil {
+	if c.ID == "" || a.legs[c] != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("ari: %s %s: %w: call id in use", op, c, pbx.ErrInvalidState)
 	}
@@ -633,14 +229,11 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		delete(a.calls, cl.id)
 		delete(a.callOf, devID)
 		delete(a.makeCalls, devID)
-		if l := a.legs[c.Ext+"/"+c.ID]; l != nil && l.ch.id == devID {
-			delete(a.legs, c.Ext+"/"+c.ID)
+		if l := a.legs[c]; l != nil && l.ch.id == devID {
+			delete(a.legs, c)
 		}
 		a.mu.Unlock()
-		if st := httpStatus(err); st == 500 || st == 400 {
-			return fmt.Errorf("ari: %s %s: %w (%v)", op, c, pbx.ErrDeviceUnreachable, err)
-		}
-		return wrap(op, c, err)
+		return originateErr(op, c, err)
 	}
 	return nil
 }
@@ -688,7 +281,7 @@ func (a *Adapter) SendDTMF(ctx context.Context, c pbx.CallRef, digits string) er
 	}
 	if l.state != pbx.StateConnected {
 		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w (state %s)", op, c, pbx.ErrInvalidState, l.state)
+		return errState(op, c, l.state)
 	}
 	far, ok := a.farOf(l)
 	a.mu.Unlock()

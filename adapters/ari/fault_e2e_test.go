@@ -187,38 +187,54 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	return e
 }
 
+// adminGet fetches path from the bridge's admin listener.
+func (e *e2e) adminGet(path string) (status int, body string) {
+	e.t.Helper()
+	resp, err := e.http.Get("http://" + e.app.AdminAddr() + path)
+	if err != nil {
+		e.t.Fatalf("%s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
 // readyStatus asks the admin listener's /-/ready.
 func (e *e2e) readyStatus() int {
 	e.t.Helper()
-	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/-/ready")
-	if err != nil {
-		e.t.Fatalf("/-/ready: %v", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	status, _ := e.adminGet("/-/ready")
+	return status
 }
 
-// waitReadyStatus polls /-/ready until it answers want, and returns how
-// long that took. The readiness flag has no change notification outside
-// the bridge package, so this is the one place that polls.
-func (e *e2e) waitReadyStatus(want int) time.Duration {
+// poll asks cond every few milliseconds until it holds, and returns how
+// long that took. The bridge's readiness and its metrics have no change
+// notification outside the bridge package, so this is the one place that
+// polls.
+func (e *e2e) poll(desc string, cond func() bool) time.Duration {
 	e.t.Helper()
 	start := time.Now()
 	deadline := time.NewTimer(reconnectBound)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if e.readyStatus() == want {
-			return time.Since(start)
-		}
+	for !cond() {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			e.t.Fatalf("/-/ready did not answer %d within %s", want, reconnectBound)
+			e.t.Fatalf("%s did not happen within %s", desc, reconnectBound)
 		}
 	}
+	return time.Since(start)
+}
+
+// waitReadyStatus waits until /-/ready answers want, and returns how long
+// that took.
+func (e *e2e) waitReadyStatus(want int) time.Duration {
+	e.t.Helper()
+	return e.poll(fmt.Sprintf("/-/ready answering %d", want), func() bool { return e.readyStatus() == want })
 }
 
 // reconnects reads csta_bridge_pbx_reconnects_total from /metrics: the
@@ -226,16 +242,8 @@ func (e *e2e) waitReadyStatus(want int) time.Duration {
 // follows the resync's Sync event.
 func (e *e2e) reconnects() int {
 	e.t.Helper()
-	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/metrics")
-	if err != nil {
-		e.t.Fatalf("/metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("/metrics: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
+	_, metrics := e.adminGet("/metrics")
+	for line := range strings.Lines(metrics) {
 		if v, ok := strings.CutPrefix(line, "csta_bridge_pbx_reconnects_total "); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
@@ -248,28 +256,17 @@ func (e *e2e) reconnects() int {
 	return 0
 }
 
-// waitReconnects polls /metrics until the core has counted n reconnects,
-// and returns how long that took.
+// waitReconnects waits until the core has counted n reconnects, and
+// returns how long that took.
 func (e *e2e) waitReconnects(n int) time.Duration {
 	e.t.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(reconnectBound)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if got := e.reconnects(); got >= n {
-			if got > n {
-				e.t.Fatalf("%d reconnects, want %d", got, n)
-			}
-			return time.Since(start)
+	return e.poll(fmt.Sprintf("reconnect %d counted by the core", n), func() bool {
+		got := e.reconnects()
+		if got > n {
+			e.t.Fatalf("%d reconnects, want %d", got, n)
 		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			e.t.Fatalf("the core did not count reconnect %d within %s", n, reconnectBound)
-		}
-	}
+		return got == n
+	})
 }
 
 // csta posts a Snom-template CSTA request for ext and returns the status,

@@ -230,7 +230,7 @@ func (a *Adapter) attachLeg(ch *channel) {
 		l.call = a.callOf[ch.id]
 	}
 	ch.leg = l
-	a.legs[l.ref.Ext+"/"+l.ref.ID] = l
+	a.legs[l.ref] = l
 }
 
 // progress emits the events a channel state change means for its leg.
@@ -357,7 +357,7 @@ func (a *Adapter) onDestroyed(ev *wireEvent) {
 	a.ended.add(ch.id)
 	defer a.wake(ch.id)
 	if l := ch.leg; l != nil && l.ch == ch {
-		delete(a.legs, l.ref.Ext+"/"+l.ref.ID)
+		delete(a.legs, l.ref)
 		_, makeCall := a.makeCalls[ch.id]
 		// An incoming call that never rang (unregistered device, dial
 		// failed at once) was never offered, so it has nothing to clear.

@@ -108,20 +108,7 @@ func (h *harness) stop() {
 // next returns the next event, skipping device events.
 func (h *harness) next() pbx.Event {
 	h.t.Helper()
-	timer := time.NewTimer(waitLimit)
-	defer timer.Stop()
-	for {
-		select {
-		case ev := <-h.events:
-			if ev.Kind == pbx.EventDevice {
-				continue
-			}
-			return ev
-		case <-timer.C:
-			h.t.Fatalf("no event within %s", waitLimit)
-			return pbx.Event{}
-		}
-	}
+	return h.waitEvent("event", func(ev pbx.Event) bool { return ev.Kind != pbx.EventDevice })
 }
 
 func (h *harness) expectKind(k pbx.EventKind) pbx.Event {

@@ -173,8 +173,8 @@ func (a *Adapter) dialOut(ctx context.Context, c *call, aID, number string, make
 		delete(a.callOf, bID)
 		a.mu.Unlock()
 		reason := "congestion"
-		if httpStatus(err) == 500 || httpStatus(err) == 400 {
-			reason = "unallocated" // "Allocation failed": unknown endpoint
+		if allocationFailed(err) {
+			reason = "unallocated"
 		}
 		a.failCall(c, aID, reason)
 		return fmt.Errorf("create channel to %s: %w", target, err)

@@ -242,6 +242,40 @@ func TestAnswerDeviceDoesNotAutoAnswer(t *testing.T) {
 	h.waitEvent("connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
 }
 
+// Asterisk refuses AnswerCall's new call to the device: a device it cannot
+// call is reported unreachable, any other failure as what it is, and the
+// call keeps ringing either way.
+func TestAnswerOriginateRefused(t *testing.T) {
+	h := newHarness(t)
+	_, ref := ownedRinging(t, h, "1001")
+	ctx := ctxT(t)
+	for _, c := range []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{500, `{"error":"Allocation failed"}`, pbx.ErrDeviceUnreachable},
+		{400, `{"message":"Invalid parameters for originating a channel"}`, pbx.ErrDeviceUnreachable},
+		{503, `{"message":"Service Unavailable"}`, pbx.ErrUnavailable},
+	} {
+		// The caller's ringback request (POST /channels/<id>/ring) comes
+		// first and takes one of the two.
+		h.fake.Fail("POST", "/channels", c.status, c.body, 2)
+		if err := h.a.Answer(ctx, ref); !errors.Is(err, c.want) {
+			t.Errorf("Answer with originate answering %d = %v, want %v", c.status, err, c.want)
+		}
+		h.fake.ClearFaults()
+	}
+	if c := h.fake.Channel(ref.ID); c == nil || c.State != "Ringing" {
+		t.Fatalf("the ringing leg did not survive: %+v", c)
+	}
+	h.fake.SetAutoAnswer("PJSIP/1002", true)
+	if err := h.a.Answer(ctx, ref); err != nil {
+		t.Fatalf("Answer once the device can be called: %v", err)
+	}
+	h.waitEvent("connected", func(ev pbx.Event) bool { return ev.Kind == pbx.EventConnected && ev.Call == ref })
+}
+
 func TestHoldRetrieveDTMF(t *testing.T) {
 	h := newHarness(t)
 	aID, ref := ownedConnected(t, h, "1001")

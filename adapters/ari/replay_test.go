@@ -1,6 +1,7 @@
 package ari
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -108,10 +109,10 @@ func TestReplayAttendedTransferByPhone(t *testing.T) {
 		}
 	}
 	// The phone takes the held call back just before it sends the REFER.
-	if k := join(first); k != "offered connected held retrieved transferred(attended) cleared(transferred)" {
+	if k := strings.Join(first, " "); k != "offered connected held retrieved transferred(attended) cleared(transferred)" {
 		t.Errorf("1002 first call: %s", k)
 	}
-	if k := join(second); k != "originated connected transferred(attended) cleared(transferred)" {
+	if k := strings.Join(second, " "); k != "originated connected transferred(attended) cleared(transferred)" {
 		t.Errorf("1002 consultation: %s", k)
 	}
 	if k := kinds(got["1001"]); k != "originated connected party-changed cleared(normal)" {
@@ -120,17 +121,6 @@ func TestReplayAttendedTransferByPhone(t *testing.T) {
 	if k := kinds(got["1003"]); k != "offered connected party-changed cleared(normal)" {
 		t.Errorf("1003: %s", k)
 	}
-}
-
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += " "
-		}
-		out += x
-	}
-	return out
 }
 
 func TestReplayEndpointSubscriptionOnly(t *testing.T) {

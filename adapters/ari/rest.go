@@ -62,6 +62,15 @@ func httpStatus(err error) int {
 	return 0
 }
 
+// allocationFailed says Asterisk could not create a channel to the
+// endpoint at all: POST /channels and /channels/create answer 500
+// "Allocation failed" for an endpoint it cannot call, 400 for originate
+// parameters it rejects.
+func allocationFailed(err error) bool {
+	st := httpStatus(err)
+	return st == http.StatusInternalServerError || st == http.StatusBadRequest
+}
+
 // rest runs one library call with the per-request deadline and ctx. The call
 // itself is bounded by the HTTP client's timeout, so the goroutine left
 // behind when ctx ends first finishes soon after.

@@ -160,7 +160,7 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 		oldChans = map[string]*channel{}
 	}
 	a.chans = map[string]*channel{}
-	a.legs = map[string]*leg{}
+	a.legs = map[pbx.CallRef]*leg{}
 	oldCalls := a.calls
 	a.calls = map[string]*call{}
 	a.callOf = map[string]*call{}
@@ -262,7 +262,7 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 		}
 		l.remote = remoteOf(ch, l.dir)
 		l.call = a.callOf[d.ID]
-		a.legs[l.ref.Ext+"/"+l.ref.ID] = l
+		a.legs[l.ref] = l
 	}
 	for _, l := range a.legs {
 		l.call = a.callOf[l.ch.id]

@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -207,12 +209,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Subscriptions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for k := range s.subs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.subs))
 }
 
 // Channel returns a copy of a channel, or nil.
@@ -252,12 +249,7 @@ func (s *Server) BridgeChannels(id string) []string {
 func (s *Server) Bridges() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for id := range s.bridges {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.bridges))
 }
 
 // Changed returns a channel closed at the next change (request, event,
