@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,6 +83,7 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 
 	var ratios []float64
 	var bareLat, bridgeLat, bareSvc, bridgeSvc latencies
+	bridgeBySvc := map[string]latencies{}
 	var bridgeErrs int
 	var firstErrs []string
 	for r := 1; r <= *rounds && ctx.Err() == nil; r++ {
@@ -113,6 +116,9 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 		bridgeLat = append(bridgeLat, gr.Lat...)
 		bareSvc = append(bareSvc, br.Svc...)
 		bridgeSvc = append(bridgeSvc, gr.Svc...)
+		for k, v := range gr.BySvc {
+			bridgeBySvc[k] = append(bridgeBySvc[k], v...)
+		}
 		for _, res := range []loadResult{gm, gr} {
 			bridgeErrs += res.Errors + res.Unsent
 			firstErrs = append(firstErrs, res.FirstErrs...)
@@ -128,6 +134,12 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	bv, gv := summarize(bareSvc), summarize(bridgeSvc)
 	c.printf("\npooled over %d rounds at %.0f/s, from the scheduled send time:\n  bare   %s\n  bridge %s\n", *rounds, *rate, bs, gs)
 	c.printf("service time (from the actual send):\n  bare   %s\n  bridge %s\n", bv, gv)
+	if len(bridgeBySvc) > 1 {
+		c.printf("bridge service time by request:\n")
+		for _, name := range slices.Sorted(maps.Keys(bridgeBySvc)) {
+			c.printf("  %-24s %s\n", name, summarize(bridgeBySvc[name]))
+		}
+	}
 	ratio := median(ratios)
 	c.printf("\n")
 	if *only != "" {

@@ -36,7 +36,9 @@ type loadResult struct {
 	// Svc is the service time of the same requests: from the moment the
 	// request was handed to the client to the end of the response, without
 	// the time a request waited for its slot or for a free connection.
-	Svc       latencies
+	Svc latencies
+	// BySvc splits Svc by CSTA service, to show which requests make the tail.
+	BySvc     map[string]latencies
 	FirstErrs []string
 	// Lag is how late the scheduler sent each request after its slot (the
 	// timer's wake-up latency on this machine, or a backlog); it is part of
@@ -97,23 +99,16 @@ func runLoad(ctx context.Context, spec loadSpec, sessions []*session) loadResult
 		slots = make(chan time.Time, min(n, maxBacklog))
 		go func() {
 			defer close(slots)
+			sleepUntil := pace()
 			interval := time.Duration(float64(time.Second) / spec.Rate)
 			t0 := time.Now()
-			timer := time.NewTimer(0)
-			defer timer.Stop()
-			<-timer.C
 			for i := 0; i < n; i++ {
 				at := t0.Add(time.Duration(i) * interval)
-				if d := time.Until(at); d > 0 {
-					timer.Reset(d)
-					select {
-					case <-timer.C:
-					case <-hard.Done():
-						lagMu.Lock()
-						res.Unsent += n - i
-						lagMu.Unlock()
-						return
-					}
+				if !sleepUntil(hard, at) {
+					lagMu.Lock()
+					res.Unsent += n - i
+					lagMu.Unlock()
+					return
 				}
 				lag := time.Since(at)
 				select {
@@ -132,6 +127,7 @@ func runLoad(ctx context.Context, spec loadSpec, sessions []*session) loadResult
 
 	type workerResult struct {
 		lat, svc  latencies
+		bySvc     map[string]latencies
 		ok, errs  int
 		firstErrs []string
 		last      time.Time
@@ -208,12 +204,20 @@ func runLoad(ctx context.Context, spec loadSpec, sessions []*session) loadResult
 				wr.ok++
 				wr.lat = append(wr.lat, end.Sub(sched))
 				wr.svc = append(wr.svc, end.Sub(sent))
+				if wr.bySvc == nil {
+					wr.bySvc = map[string]latencies{}
+				}
+				wr.bySvc[req.service] = append(wr.bySvc[req.service], end.Sub(sent))
 			}
 		}(&results[w])
 	}
 	wg.Wait()
 	var last time.Time
+	res.BySvc = map[string]latencies{}
 	for _, wr := range results {
+		for k, v := range wr.bySvc {
+			res.BySvc[k] = append(res.BySvc[k], v...)
+		}
 		res.OK += wr.ok
 		res.Errors += wr.errs
 		res.Lat = append(res.Lat, wr.lat...)

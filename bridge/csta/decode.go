@@ -63,6 +63,10 @@ var services = map[string][]field{
 // not be carried out.
 func Decode(body []byte) (*Request, error) {
 	req := &Request{Envelope: true}
+	if decodeFast(body, req) {
+		return req, nil
+	}
+	*req = Request{Envelope: true}
 	if e := decode(body, req); e != nil {
 		return req, e
 	}
