@@ -154,7 +154,7 @@ func backoff(lo, hi time.Duration, attempt int) time.Duration {
 func (a *Adapter) connect(ctx context.Context) (*session, error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	s := &session{ctx: sctx, cancel: cancel, a: a, rx: newReorderer(a.opts.ReorderWindow)}
-	gone := func() { cancel(errors.New("FreeSWITCH closed the connection (disconnect notice)")) }
+	gone := func(reason string) { cancel(errors.New(reason)) }
 
 	ev, err := a.dial(sctx, gone)
 	if err != nil {
@@ -211,10 +211,42 @@ func (a *Adapter) serve(s *session) (bool, error) {
 	// Events that arrived during the listing wait in the reorderer and are
 	// applied on top of the snapshot; the state machine ignores repeats.
 	a.state.applySync(dumps)
+
+	// The recheck lists the channels again in the background, so events
+	// keep flowing meanwhile; its result is applied here, in line with them.
+	recheck, stopRecheck := a.opts.newTimer(a.opts.RecheckDelay)
+	defer stopRecheck()
+	type listing struct {
+		dumps []chEvent
+		err   error
+	}
+	var late chan listing
 	for {
 		select {
 		case ev := <-ordered:
 			a.state.handle(ev)
+		case <-recheck:
+			recheck = nil
+			late = make(chan listing, 1)
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				d, err := a.lateChannels(s)
+				late <- listing{d, err}
+			}()
+		case r := <-late:
+			late = nil
+			switch {
+			case s.ctx.Err() != nil:
+			case r.err != nil:
+				// A lost link ends the session anyway; an error answer only
+				// costs the recheck.
+				a.log.Warn("cannot recheck FreeSWITCH's channels", "err", r.err)
+			default:
+				if n := a.state.applyLate(r.dumps); n > 0 {
+					a.log.Info("channels found only by the recheck after connecting", "connections", n)
+				}
+			}
 		case <-s.ctx.Done():
 			return true, context.Cause(s.ctx)
 		}

@@ -333,9 +333,29 @@ func (s *callState) device(user string, registered bool) {
 	s.emit(pbx.Event{Kind: pbx.EventDevice, Call: pbx.CallRef{Ext: ext}, Registered: registered})
 }
 
+// newLeg is a channel of extension ext seen for the first time. Its
+// CallRef.ID is the channel uuid. FreeSWITCH's Call-Direction is its own
+// view: "inbound" is a channel the phone called in on.
+func newLeg(ev chEvent, ext string) *leg {
+	l := &leg{uuid: ev.UUID, ext: ext, id: ev.UUID, dir: pbx.Incoming}
+	if ev.Dir == "inbound" {
+		l.dir = pbx.Outgoing
+	}
+	return l
+}
+
 // adopt starts tracking a channel of a mapped extension on its first event.
 func (s *callState) adopt(ev chEvent) *leg {
-	if _, done := s.gone[ev.UUID]; done || isEnd(ev.Name) || ev.State == "HANGUP" {
+	if _, done := s.gone[ev.UUID]; done {
+		return nil
+	}
+	if isEnd(ev.Name) || ev.State == "HANGUP" {
+		// The channel ends before it was ever tracked (it began while the
+		// link was down, or before the resync listed it). Remember that, so
+		// that a channel listing taken before its end cannot bring it back.
+		if s.expect[ev.UUID] == nil && s.extOf(ev) != "" {
+			s.markGone(ev.UUID)
+		}
 		return nil
 	}
 	l := s.expect[ev.UUID]
@@ -346,10 +366,7 @@ func (s *callState) adopt(ev chEvent) *leg {
 		if ext == "" {
 			return nil
 		}
-		l = &leg{uuid: ev.UUID, ext: ext, id: ev.UUID, dir: pbx.Incoming}
-		if ev.Dir == "inbound" {
-			l.dir = pbx.Outgoing
-		}
+		l = newLeg(ev, ext)
 	}
 	l.uuid = ev.UUID
 	if ev.Other != "" {
@@ -490,13 +507,7 @@ func (s *callState) forget(l *leg) {
 	if s.refs[l.ref()] == l.uuid {
 		delete(s.refs, l.ref())
 	}
-	now := s.now()
-	for u, t := range s.gone {
-		if now.Sub(t) > 5*time.Minute {
-			delete(s.gone, u)
-		}
-	}
-	s.gone[l.uuid] = now
+	now := s.markGone(l.uuid)
 	// FreeSWITCH reports an originated channel at once; an expectation it
 	// never met (the originate failed after the command gave up) is stale.
 	for u, x := range s.expect {
@@ -507,6 +518,19 @@ func (s *callState) forget(l *leg) {
 			}
 		}
 	}
+}
+
+// markGone remembers that a channel has ended, so late events and stale
+// channel listings are ignored; entries older than 5 minutes are dropped.
+func (s *callState) markGone(uuid string) time.Time {
+	now := s.now()
+	for u, t := range s.gone {
+		if now.Sub(t) > 5*time.Minute {
+			delete(s.gone, u)
+		}
+	}
+	s.gone[uuid] = now
+	return now
 }
 
 // hangupCause maps FreeSWITCH hangup causes (switch_cause_t names).

@@ -281,8 +281,29 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 	if strings.TrimSpace(out) != "true" {
 		return fmt.Errorf("esl: %s %s: %w", op, c, pbx.ErrNoSuchCall)
 	}
+	// FreeSWITCH reports the hold change a moment after its +OK. The
+	// request is answered once the state machine has seen it: a RetrieveCall
+	// right after a HoldCall must find the call held.
+	w := a.state.watch(l.uuid, want, sigGone)
+	defer a.state.unwatch(w)
 	if _, err := s.api(ctx, "uuid_hold", args+l.uuid); err != nil {
 		return fmt.Errorf("esl: %s %s: %w", op, c, err)
+	}
+	sig, err := wait(ctx, w, a.opts.ConfirmTimeout)
+	switch {
+	case err != nil:
+		return fmt.Errorf("esl: %s %s: %w", op, c, err)
+	case sig == sigGone:
+		// It ended instead (FreeSWITCH says +OK for a channel it no longer has).
+		return fmt.Errorf("esl: %s %s: %w", op, c, pbx.ErrNoSuchCall)
+	case sig == 0:
+		// FreeSWITCH said +OK, so the change is made; take it as done
+		// (its event, should it still come, then changes nothing).
+		a.log.Warn("no hold event after uuid_hold", "uuid", l.uuid, "op", op)
+		a.state.update(l.uuid, func(x *leg) {
+			x.held = hold
+			x.bridgeHoldUntil = time.Time{}
+		})
 	}
 	return nil
 }

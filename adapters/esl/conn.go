@@ -34,14 +34,33 @@ var errAuth = errors.New("authentication failed (check pbx.esl.password and even
 
 // eslLogger adapts eslgo's printf logger to slog at Debug: its messages are
 // internal details (and eslgo logs every auth at Info).
-type eslLogger struct{ log *slog.Logger }
+//
+// It is also the only way to learn that eslgo's reader has stopped. eslgo
+// v1.4.1 reports a connection closed without a disconnect notice (FreeSWITCH
+// killed or crashed, the socket reset) by nothing but this warning from its
+// receive loop, after which the connection delivers nothing ever again;
+// without it a lost connection would only be found by the next liveness
+// probe, up to PingInterval+CommandTimeout later. TestDropNoticedWithoutProbe
+// fails if a new eslgo version words it differently.
+type eslLogger struct {
+	log  *slog.Logger
+	dead func(reason string) // called when the receive loop ends; may be nil
+}
+
+// readerStopped is the format eslgo's receiveLoop logs when it gives up.
+const readerStopped = "Error receiving message: %s\n"
 
 func (l eslLogger) msg(level, format string, args ...any) {
 	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "eslgo", "eslgo_level", level)
 }
 func (l eslLogger) Debug(format string, args ...any) { l.msg("debug", format, args...) }
 func (l eslLogger) Info(format string, args ...any)  { l.msg("info", format, args...) }
-func (l eslLogger) Warn(format string, args ...any)  { l.msg("warn", format, args...) }
+func (l eslLogger) Warn(format string, args ...any) {
+	l.msg("warn", format, args...)
+	if format == readerStopped && l.dead != nil {
+		l.dead("connection to FreeSWITCH lost: " + strings.TrimSpace(fmt.Sprint(args...)))
+	}
+}
 func (l eslLogger) Error(format string, args ...any) { l.msg("error", format, args...) }
 
 // probe checks that the server greets with auth/request. eslgo.Dial blocks
@@ -70,29 +89,35 @@ func probe(ctx context.Context, addr string, timeout time.Duration) error {
 }
 
 // dial opens one authenticated ESL connection with a deadline. onGone is
-// called when FreeSWITCH sends a disconnect notice.
-func (a *Adapter) dial(ctx context.Context, onGone func()) (*eslgo.Conn, error) {
+// called when the connection is lost: FreeSWITCH sent a disconnect notice,
+// or the socket was closed or failed.
+func (a *Adapter) dial(ctx context.Context, onGone func(reason string)) (*eslgo.Conn, error) {
 	timeout := a.opts.CommandTimeout
 	if err := probe(ctx, a.opts.Address, timeout); err != nil {
 		return nil, err
 	}
 	// eslgo also calls OnDisconnect when authentication fails; only a
-	// connection that was up can be lost.
-	var armed atomic.Bool
-	notify := func() {
+	// connection that was up can be lost. A loss during the handshake is
+	// remembered and turns the dial into a failure.
+	var armed, lost atomic.Bool
+	var lostWhy atomic.Value
+	notify := func(reason string) {
+		if lost.CompareAndSwap(false, true) {
+			lostWhy.Store(reason)
+		}
 		if armed.Load() {
-			onGone()
+			onGone(reason)
 		}
 	}
 	opts := eslgo.InboundOptions{
 		Options: eslgo.Options{
 			Context:     ctx,
-			Logger:      eslLogger{a.log},
+			Logger:      eslLogger{log: a.log, dead: notify},
 			ExitTimeout: timeout,
 		},
 		Network:      "tcp",
 		Password:     a.opts.Password,
-		OnDisconnect: notify,
+		OnDisconnect: func() { notify("FreeSWITCH closed the connection (disconnect notice)") },
 		AuthTimeout:  timeout,
 	}
 	type result struct {
@@ -123,6 +148,10 @@ func (a *Adapter) dial(ctx context.Context, onGone func()) (*eslgo.Conn, error) 
 			return nil, r.err
 		}
 		armed.Store(true)
+		if lost.Load() {
+			release(r.c)
+			return nil, fmt.Errorf("connection lost right after authentication: %v", lostWhy.Load())
+		}
 		return r.c, nil
 	case <-timer.C:
 		abandon()

@@ -10,11 +10,14 @@
 //   - It hands every event to a new goroutine, so events arrive out of order.
 //     Events are put back in FreeSWITCH's order by Event-Sequence in a short
 //     reorder window (reorder.go) before the call state machine sees them.
-//   - It does not notice a connection that dies without a disconnect notice,
-//     and it never reconnects. A watchdog probes both connections with
-//     `api status`; on any failure the session is torn down and rebuilt with
-//     capped exponential backoff, and the state is resynced from
-//     `show channels as json` (EventSync).
+//   - It reports a connection closed without a disconnect notice only by a
+//     log message (which the adapter watches for, see eslLogger), does not
+//     notice one that silently stops answering, and never reconnects. A
+//     watchdog probes both connections with `api status`; on any failure the
+//     session is torn down and rebuilt with capped exponential backoff, and
+//     the state is resynced from `show channels as json` (EventSync), and
+//     checked once more a moment later for channels the first listing did
+//     not have yet (sync.go).
 //   - A command whose reply did not arrive in time leaves the reply queued
 //     for the next command. Any command that times out therefore ends the
 //     session instead of letting replies get out of step.

@@ -34,8 +34,10 @@ type Options struct {
 	// (default 5s).
 	CommandTimeout time.Duration
 	// PingInterval is how often both connections are probed with
-	// `api status` (default 10s). A connection that dies without a
-	// disconnect notice is noticed within PingInterval+CommandTimeout.
+	// `api status` (default 10s). A connection that is closed or reset is
+	// noticed at once; one that silently stops answering (a network path
+	// that drops packets, a hung FreeSWITCH) within
+	// PingInterval+CommandTimeout.
 	PingInterval time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 5s: a PBX that is back is
 	// reconnected within 5 s, the product promise).
@@ -52,6 +54,19 @@ type Options struct {
 	AnswerTimeout time.Duration
 	// PhoneEvents selects when uuid_phone_event is used (default auto).
 	PhoneEvents PhoneEvents
+	// RecheckDelay is how long after each resync the channels are listed
+	// once more, to find channels FreeSWITCH had not listed yet (default
+	// 1s; see sync.go).
+	RecheckDelay time.Duration
+
+	// newTimer starts the recheck timer; tests replace it to fire the
+	// recheck when they choose. stop must be safe to call more than once.
+	newTimer func(d time.Duration) (c <-chan time.Time, stop func())
+}
+
+func realTimer(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }
 
 func (o *Options) setDefaults() {
@@ -67,6 +82,10 @@ func (o *Options) setDefaults() {
 	def(&o.ReorderWindow, 40*time.Millisecond)
 	def(&o.ConfirmTimeout, 2*time.Second)
 	def(&o.AnswerTimeout, 8*time.Second)
+	def(&o.RecheckDelay, time.Second)
+	if o.newTimer == nil {
+		o.newTimer = realTimer
+	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}

@@ -36,6 +36,25 @@ func TestAbruptCloseReconnects(t *testing.T) {
 	}
 }
 
+// A connection closed without a disconnect notice (FreeSWITCH killed, the
+// socket reset) is noticed at once, not at the next liveness probe: the
+// probe here (and the recheck, which also talks to FreeSWITCH) would come
+// only after an hour. This also guards the eslgo warning the adapter relies
+// on (see eslLogger).
+func TestDropNoticedWithoutProbe(t *testing.T) {
+	h := start(t, func(o *Options, _ *fakeesl.Server) { o.PingInterval, o.RecheckDelay = time.Hour, time.Hour })
+	h.up()
+	h.srv.DropAll()
+	down := h.want(pbx.EventLink, isDown)
+	if !strings.Contains(down.Reason, "connection to FreeSWITCH lost") {
+		t.Errorf("link down because %q", down.Reason)
+	}
+	h.up()
+	if n := h.srv.Subscribers(); n != 1 {
+		t.Errorf("%d event subscriptions after reconnect, want 1", n)
+	}
+}
+
 // A FreeSWITCH that stops answering (hung, or packets silently dropped).
 func TestHungServerReconnects(t *testing.T) {
 	h := start(t, nil)

@@ -296,6 +296,29 @@ func TestHoldRetrievePBXSide(t *testing.T) {
 	}
 }
 
+// HoldCall and RetrieveCall return once the hold change was seen, so the
+// next request finds the new state; without an event within ConfirmTimeout
+// FreeSWITCH's +OK is taken for it.
+func TestHoldWithoutEvent(t *testing.T) {
+	h, sc := startScripted(t, nil)
+	h.connectedCall()
+	sc.on("uuid_exists "+basicA, body("true"))
+	sc.on("uuid_hold", body("+OK Success\n"))
+	start := time.Now()
+	if err := h.a.Hold(ctxT(t), ref("1001", basicA)); err != nil {
+		t.Fatalf("Hold: %v", err)
+	}
+	if took := time.Since(start); took < testOptions("").ConfirmTimeout {
+		t.Errorf("Hold returned after %v, before ConfirmTimeout without an event", took)
+	}
+	if err := h.a.Retrieve(ctxT(t), ref("1001", basicA)); err != nil {
+		t.Fatalf("Retrieve right after Hold: %v", err)
+	}
+	if err := h.a.Retrieve(ctxT(t), ref("1001", basicA)); !errors.Is(err, pbx.ErrInvalidState) {
+		t.Errorf("second Retrieve: %v, want ErrInvalidState", err)
+	}
+}
+
 // uuid_hold answers +OK even for a channel that does not exist.
 func TestHoldVanishedChannel(t *testing.T) {
 	h, sc := startScripted(t, nil)

@@ -9,6 +9,12 @@ import (
 // then read with `uuid_dump <uuid> json`, which also carries the csta_id
 // variable the bridge stored (TagCall).
 func (a *Adapter) channels(s *session) ([]chEvent, error) {
+	return a.dumpChannels(s, a.state.wants)
+}
+
+// dumpChannels lists FreeSWITCH's channels and dumps those that keep
+// accepts.
+func (a *Adapter) dumpChannels(s *session, keep func(channelRow) bool) ([]chEvent, error) {
 	body, err := s.api(s.ctx, "show", "channels as json")
 	if err != nil {
 		return nil, err
@@ -19,7 +25,7 @@ func (a *Adapter) channels(s *session) ([]chEvent, error) {
 	}
 	var dumps []chEvent
 	for _, r := range rows {
-		if !a.state.wants(r) {
+		if !keep(r) {
 			continue
 		}
 		out, err := s.api(s.ctx, "uuid_dump", r.UUID+" json")
@@ -38,14 +44,39 @@ func (a *Adapter) channels(s *session) ([]chEvent, error) {
 	return dumps, nil
 }
 
+// fillFromDump takes what a channel dump knows about a leg.
+func (s *callState) fillFromDump(l *leg, ev chEvent) {
+	if ev.Other != "" {
+		l.other = ev.Other
+	}
+	if ev.SIPCallID != "" {
+		l.sipID = ev.SIPCallID
+	}
+	if ev.CSTAID != 0 {
+		l.cstaID = ev.CSTAID
+	}
+	if advertisesTalk(ev.AllowEvents) {
+		l.talk = true
+	}
+	if ev.Presence != "" {
+		l.presence = ev.Presence
+	}
+	if p := s.remoteOf(l, ev); p.Number != "" {
+		l.remote = p
+	}
+}
+
 // wants reports whether a row of `show channels` may be a connection of a
 // mapped extension (or one the adapter originated).
 func (s *callState) wants(r channelRow) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.legs[r.UUID] != nil || s.expect[r.UUID] != nil {
-		return true
-	}
+	return s.legs[r.UUID] != nil || s.expect[r.UUID] != nil || s.mappedRow(r)
+}
+
+// mappedRow reports whether a row names a device user of a mapped
+// extension; s.mu is held.
+func (s *callState) mappedRow(r channelRow) bool {
 	for _, u := range []string{userPart(r.PresenceID), userPart(r.Name)} {
 		if _, ok := s.users[u]; ok && u != "" {
 			return true
@@ -75,32 +106,12 @@ func (s *callState) applySync(dumps []chEvent) {
 			if ext == "" {
 				continue
 			}
-			l = &leg{uuid: ev.UUID, ext: ext, id: ev.UUID, dir: pbx.Incoming}
-			if ev.Dir == "inbound" {
-				l.dir = pbx.Outgoing
-			}
+			l = newLeg(ev, ext)
 		}
 		if l.swapped {
 			continue
 		}
-		if ev.Other != "" {
-			l.other = ev.Other
-		}
-		if ev.SIPCallID != "" {
-			l.sipID = ev.SIPCallID
-		}
-		if ev.CSTAID != 0 {
-			l.cstaID = ev.CSTAID
-		}
-		if advertisesTalk(ev.AllowEvents) {
-			l.talk = true
-		}
-		if ev.Presence != "" {
-			l.presence = ev.Presence
-		}
-		if p := s.remoteOf(l, ev); p.Number != "" {
-			l.remote = p
-		}
+		s.fillFromDump(l, ev)
 		l.answered = ev.Answer == "answered"
 		l.held = ev.State == "HELD"
 		l.connected = l.answered && (!l.makeCall && !l.swapLeg || l.other != "")
@@ -143,4 +154,75 @@ func (s *callState) applySync(dumps []chEvent) {
 		}
 	}
 	s.emit(pbx.Event{Kind: pbx.EventSync, Calls: calls})
+}
+
+// The recheck: FreeSWITCH adds a channel to the core database that
+// `show channels` reads a moment after the channel exists (the database
+// is written by a queue of its own), so a channel created just before a
+// connect can be missing from the resync. Its CHANNEL_CREATE went out
+// before the event subscription and was lost; it would only be picked up
+// by its next event, which for a ringing call may be its end. The
+// channels are therefore listed once more a little later (Options.
+// RecheckDelay); channels found only then are reported as if seen now.
+
+// lateChannels lists, for the recheck, the channels of mapped extensions
+// the adapter does not know.
+func (a *Adapter) lateChannels(s *session) ([]chEvent, error) {
+	return a.dumpChannels(s, a.state.unknown)
+}
+
+// unknown reports whether a row of `show channels` may be a channel of a
+// mapped extension that the adapter neither tracks, nor expects, nor has
+// seen end.
+func (s *callState) unknown(r channelRow) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.untracked(r.UUID) && s.mappedRow(r)
+}
+
+// untracked: neither tracked, nor expected, nor seen to end; s.mu is held.
+func (s *callState) untracked(uuid string) bool {
+	_, ended := s.gone[uuid]
+	return s.legs[uuid] == nil && s.expect[uuid] == nil && !ended
+}
+
+// applyLate reports the channels the recheck found. The dumps were taken
+// before events the state machine may have applied since, so each channel
+// is checked again here, under the lock: one that an event has made known,
+// or whose end was seen, is left alone. For the others no event has been
+// applied since the dump, so the dump is the latest word on them; events
+// still on their way are applied on top (the state machine ignores
+// repeats). It returns how many connections were reported.
+func (s *callState) applyLate(dumps []chEvent) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ev := range dumps {
+		if ev.Answer == "hangup" || ev.State == "HANGUP" || !s.untracked(ev.UUID) {
+			continue
+		}
+		ext := s.extOf(ev)
+		if ext == "" {
+			continue
+		}
+		l := newLeg(ev, ext)
+		s.fillFromDump(l, ev)
+		s.legs[l.uuid] = l
+		s.refs[l.ref()] = l.uuid
+		n++
+		// As the first events would have: offered or placed, then
+		// answered and held as the dump says.
+		kind := pbx.EventOffered
+		if l.dir == pbx.Outgoing {
+			kind = pbx.EventOriginated
+		}
+		s.emit(pbx.Event{Kind: kind, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		if ev.Answer == "answered" {
+			s.answered(l)
+		}
+		if ev.State == "HELD" {
+			s.heldEv(l)
+		}
+	}
+	return n
 }

@@ -44,6 +44,7 @@ type Server struct {
 	handler  Handler
 	greeting string
 	mute     bool
+	refuse   bool
 	seq      uint64
 	accepted int
 }
@@ -109,6 +110,33 @@ func (s *Server) Mute(m bool) {
 	s.mu.Lock()
 	s.mute = m
 	s.mu.Unlock()
+}
+
+// Refuse makes the server close every new connection at once (true), as
+// when FreeSWITCH is down or restarting, or accept them again (false).
+// Connections already open are not touched; see DropAll.
+func (s *Server) Refuse(r bool) {
+	s.mu.Lock()
+	s.refuse = r
+	s.mu.Unlock()
+}
+
+// WaitAccepted waits until at least n connections were accepted (refused
+// ones included).
+func (s *Server) WaitAccepted(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		got, ch := s.accepted, s.changed
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for connection %d: %w (accepted %d)", n, ctx.Err(), got)
+		}
+	}
 }
 
 // Accepted is how many connections were accepted so far.
@@ -222,10 +250,18 @@ func (s *Server) accept() {
 		}
 		cn := &conn{c: c}
 		s.mu.Lock()
-		s.conns[cn] = struct{}{}
 		s.accepted++
+		s.notifyLocked()
+		refuse := s.refuse
+		if !refuse {
+			s.conns[cn] = struct{}{}
+		}
 		greeting := s.greeting
 		s.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
 		go s.serve(cn, greeting)
 	}
 }
@@ -374,9 +410,14 @@ func (s *Server) sleep(d time.Duration) bool {
 func (s *Server) record(line string) {
 	s.mu.Lock()
 	s.cmds = append(s.cmds, line)
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+// notifyLocked wakes WaitCommand and WaitAccepted; s.mu is held.
+func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
 }
 
 func (s *Server) answer(cmd string, bg bool) Reply {
