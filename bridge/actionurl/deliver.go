@@ -41,8 +41,8 @@ func (n *Notifier) deliver(j Job) {
 		status, retry, err = n.try(client, j, timeout, attempt == 0)
 		if err == nil {
 			elapsed := time.Since(start)
-			n.log.Debug("action URL delivered", jobAttrs(j, slog.Int("status", status),
-				slog.Int("attempts", attempt+1), slog.Duration("elapsed", elapsed))...)
+			n.debug("action URL delivered", j, slog.Int("status", status),
+				slog.Int("attempts", attempt+1), slog.Duration("elapsed", elapsed))
 			n.obs.Delivered(j, status, elapsed, nil)
 			return
 		}
@@ -54,8 +54,8 @@ func (n *Notifier) deliver(j Job) {
 			break
 		}
 		delay := n.backoff(attempt)
-		n.log.Debug("action URL attempt failed, retrying", jobAttrs(j, slog.Int("status", status),
-			slog.Int("attempt", attempt+1), slog.Duration("retry_in", delay), slog.Any("err", err))...)
+		n.debug("action URL attempt failed, retrying", j, slog.Int("status", status),
+			slog.Int("attempt", attempt+1), slog.Duration("retry_in", delay), slog.Any("err", err))
 		if !n.wait(delay) {
 			n.dropped(j, DropShutdown)
 			return
@@ -68,7 +68,7 @@ func (n *Notifier) failed(j Job, status, attempts int, elapsed time.Duration, er
 	if errors.Is(err, errSinkDown) {
 		// The refusal that opened the breaker was logged at Warn; one line
 		// per URL while the CTI server is down would flood the journal.
-		n.log.Debug("action URL not sent", jobAttrs(j, slog.Any("err", err))...)
+		n.debug("action URL not sent", j, slog.Any("err", err))
 		n.obs.Delivered(j, status, elapsed, err)
 		return
 	}

