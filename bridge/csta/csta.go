@@ -11,6 +11,12 @@
 // children. Anything hostile (malformed XML, DTDs, deep nesting, oversized
 // values, bad encodings) is answered with an *Error, never a panic.
 //
+// Decode has two paths. The plain shape every CTI client sends (ASCII, no
+// entities, comments, CDATA or DTD) is read in one pass over the bytes
+// (fastdecode.go); everything else, and every error, goes through
+// encoding/xml (decode.go), which alone decides what is rejected and why.
+// FuzzDecode checks the two agree wherever the first one answers.
+//
 // Encoding follows the phone: a request that came in a SOAP envelope gets the
 // envelope of Snom's C code (ed4 namespace, CRLF line ends), a bare request
 // gets a bare ed5 document as Snom firmware 8.7 sends it.
