@@ -87,8 +87,12 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		})
 		return err
 	})
+	a.mu.Lock()
+	if !a.live(l) || cl.destroyed || (far != "" && a.ended.has(far)) {
+		a.mu.Unlock()
+		return a.answerAbandoned(ctx, op, c, l, old, far, newID, err == nil)
+	}
 	if err != nil {
-		a.mu.Lock()
 		old.released = false
 		cl.dialing = old.id
 		a.mu.Unlock()
@@ -98,15 +102,6 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 	// Point the leg at the new channel before the ringing one goes: its
 	// ChannelDestroyed can arrive before the hang-up request returns, and
 	// must not be taken for the end of the connection.
-	a.mu.Lock()
-	if a.ended.has(newID) {
-		// The device refused the new call at once; keep the ringing one.
-		delete(a.swaps, newID)
-		old.released = false
-		cl.dialing = old.id
-		a.mu.Unlock()
-		return fmt.Errorf("ari: %s %s: %w: the device refused the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
-	}
 	if l.ch == old {
 		delete(a.swaps, newID)
 		nch := a.chans[newID]
@@ -126,6 +121,9 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 	defer cancel()
 	err = a.waitFor(wctx, newID, func(ch *channel) (bool, error) {
 		if ch == nil {
+			if callerGaveUp(l) {
+				return false, errEnded(op, c)
+			}
 			return false, fmt.Errorf("ari: %s %s: %w: the device hung up the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
 		}
 		return l.state == pbx.StateConnected, nil
@@ -134,6 +132,66 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		return fmt.Errorf("ari: %s %s: %w: the device did not auto-answer within %s (check its auto-answer policy); it keeps ringing", op, c, pbx.ErrDeviceUnreachable, a.opts.AnswerTimeout)
 	}
 	return err
+}
+
+// answerAbandoned ends an Answer whose call ended while the auto-answer
+// call was being placed: the ringing leg went (the device rejected it, its
+// ring time ran out), the device refused the new call at once, or the
+// caller gave up. The connection has been reported cleared, or is about to
+// be; while Answer had the ringing leg released, the two-party rule did not
+// take the rest of the call down, so this does. placed says the new call
+// to the device exists.
+func (a *Adapter) answerAbandoned(ctx context.Context, op string, c pbx.CallRef, l *leg, old *channel, far, newID string, placed bool) error {
+	type hangup struct{ id, reason string }
+	var hangups []hangup
+	a.mu.Lock()
+	cl := l.call
+	delete(cl.members, newID)
+	delete(a.callOf, newID)
+	if cl.pending > 0 {
+		cl.pending--
+	}
+	if !placed {
+		delete(a.swaps, newID)
+	}
+	// A placed channel not seen yet stays in a.swaps: when its events come
+	// it joins l, which has either ended (and says nothing more) or ends
+	// with it. Without the entry it would be announced as a new call.
+	refused := !a.live(l) && l.ch.id == newID && !callerGaveUp(l)
+	if a.live(l) {
+		// The caller went: the extension missed the call.
+		cc := pbx.CauseCancelled
+		l.clearCause = &cc
+	} else if far != "" && !a.ended.has(far) {
+		// The caller hears why the call ended, as it would have without
+		// the answer.
+		hangups = append(hangups, hangup{far, hangupReason(l.ch.dialStatus, l.ch.cause())})
+		a.spawnDestroy(cl)
+	}
+	if a.chans[old.id] != nil {
+		hangups = append(hangups, hangup{old.id, "normal"})
+	}
+	if placed && !a.ended.has(newID) {
+		hangups = append(hangups, hangup{newID, "normal"})
+	}
+	a.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	for _, h := range hangups {
+		if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(h.id), h.reason) }); err != nil && httpStatus(err) != 404 {
+			a.log.Warn("cannot hang up after an abandoned answer", "call", c.String(), "channel", h.id, "err", err)
+		}
+	}
+	if refused {
+		return fmt.Errorf("ari: %s %s: %w: the device refused the auto-answer call", op, c, pbx.ErrDeviceUnreachable)
+	}
+	return errEnded(op, c)
+}
+
+// callerGaveUp says whether the ringing connection l ended, or is being
+// ended, because the caller went: the two-party rule marks it so (and the
+// core is told "cancelled"). Called with a.mu held.
+func callerGaveUp(l *leg) bool {
+	return l.clearCause != nil && *l.clearCause == pbx.CauseCancelled
 }
 
 // autoAnswerVars turns "Name: value" headers into originate variables that

@@ -108,3 +108,34 @@ func (a *Adapter) farOf(l *leg) (string, bool) {
 	}
 	return others[0], true
 }
+
+// What every command does after its requests to Asterisk: the call may have
+// ended while they were under way (a hangup is an event, and events are
+// handled while a command waits for Asterisk). A connection that ended has
+// been reported cleared, so nothing may be reported about it afterwards,
+// and the command must not claim to have changed it.
+
+// errEnded is the answer of a command whose connection ended (or whose far
+// party hung up) while its requests were under way.
+func errEnded(op string, c pbx.CallRef) error {
+	return fmt.Errorf("ari: %s %s: %w: the call ended while the request was under way", op, c, pbx.ErrNoSuchCall)
+}
+
+// live says whether l is still the connection it was claimed as: legs leave
+// a.legs when their channel is destroyed (and are never put back), and a
+// leg that has left may report nothing more. Called with a.mu held.
+func (a *Adapter) live(l *leg) bool { return l != nil && a.legs[l.ref] == l }
+
+// stepFailed is wrap for a failed REST step of a command on l, whose far
+// party is far ("" if none). When the call ended meanwhile, Asterisk's
+// refusal (404 no such channel, 400 channel not found, 422 not in that
+// bridge) says nothing the CTI client can use: the connection is gone.
+func (a *Adapter) stepFailed(op string, c pbx.CallRef, l *leg, far string, err error) error {
+	a.mu.Lock()
+	ended := !a.live(l) || (far != "" && a.ended.has(far))
+	a.mu.Unlock()
+	if ended {
+		return fmt.Errorf("%w (asterisk: %v)", errEnded(op, c), err)
+	}
+	return wrap(op, c, err)
+}

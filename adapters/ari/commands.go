@@ -58,16 +58,16 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	a.mu.Unlock()
 
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), far) }); err != nil {
-		return wrap(op, c, err)
+		return a.stepFailed(op, c, l, far, err)
 	}
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) }); err != nil {
 		_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) })
-		return wrap(op, c, err)
+		return a.stepFailed(op, c, l, far, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.legs[c] != l {
-		return fmt.Errorf("ari: %s %s: %w", op, c, pbx.ErrNoSuchCall)
+	if !a.live(l) {
+		return errEnded(op, c)
 	}
 	l.state = pbx.StateHeld
 	l.heldBy = true
@@ -98,13 +98,18 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	a.mu.Unlock()
 
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }); err != nil && httpStatus(err) != 404 {
-		return wrap(op, c, err)
+		return a.stepFailed(op, c, l, far, err)
 	}
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) }); err != nil {
-		return wrap(op, c, err)
+		return a.stepFailed(op, c, l, far, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// A hangup while the requests ran has cleared the connection already;
+	// "retrieved" after "cleared" would bring it back to life.
+	if !a.live(l) {
+		return errEnded(op, c)
+	}
 	l.state = pbx.StateConnected
 	l.heldBy = false
 	a.emit(pbx.Event{Kind: pbx.EventRetrieved, Call: l.ref, CSTAID: l.cstaID})

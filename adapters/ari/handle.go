@@ -54,7 +54,7 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 		a.track(ev.Channel)
 	case "ChannelConnectedLine":
 		ch, _ := a.track(ev.Channel)
-		if l := ch.leg; l != nil && l.ch == ch && l.state != pbx.StateNull {
+		if l := ch.leg; l != nil && l.ch == ch && a.live(l) && l.state != pbx.StateNull {
 			if r := remoteOf(ch, l.dir); r.Number != l.remote.Number || r.Name != l.remote.Name {
 				l.remote = r
 				if l.state == pbx.StateConnected || l.state == pbx.StateHeld {
@@ -73,7 +73,7 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 	case "ChannelHold", "ChannelUnhold":
 		ch, _ := a.track(ev.Channel)
 		l := ch.leg
-		if l == nil || l.ch != ch {
+		if l == nil || l.ch != ch || !a.live(l) {
 			return
 		}
 		if ev.Type == "ChannelHold" && l.state == pbx.StateConnected {
@@ -183,7 +183,7 @@ func (a *Adapter) track(wc *wireChannel) (*channel, string) {
 	if ch.leg == nil {
 		a.attachLeg(ch)
 	}
-	if l := ch.leg; l != nil && l.ch == ch {
+	if l := ch.leg; l != nil && l.ch == ch && a.live(l) {
 		a.progress(l, ch, old)
 	}
 	a.maybeConnect(ch)
@@ -206,7 +206,11 @@ func (a *Adapter) attachLeg(ch *channel) {
 	if l := a.swaps[ch.id]; l != nil {
 		delete(a.swaps, ch.id)
 		ch.leg = l
-		l.ch = ch
+		// A connection that ended while AnswerCall placed this channel
+		// keeps the channel it ended on; this one stays mute.
+		if a.live(l) {
+			l.ch = ch
+		}
 		return
 	}
 	ext, ok := a.byEndpoint[endpointKey(ch.endpoint)]
@@ -283,7 +287,7 @@ func (a *Adapter) isMakeCall(l *leg) bool {
 }
 
 func (a *Adapter) connectLeg(l *leg) {
-	if l.state != pbx.StateAlerting && l.state != pbx.StateInitiated {
+	if !a.live(l) || (l.state != pbx.StateAlerting && l.state != pbx.StateInitiated) {
 		return
 	}
 	l.state = pbx.StateConnected
@@ -339,7 +343,7 @@ func (a *Adapter) onDial(ev *wireEvent) {
 
 func (a *Adapter) transferredByPhone(wc *wireChannel, kind pbx.TransferKind) {
 	ch := a.chans[wc.ID]
-	if ch == nil || ch.leg == nil || ch.leg.ch != ch || ch.leg.transferred {
+	if ch == nil || ch.leg == nil || ch.leg.ch != ch || !a.live(ch.leg) || ch.leg.transferred {
 		return
 	}
 	l := ch.leg
@@ -356,7 +360,9 @@ func (a *Adapter) onDestroyed(ev *wireEvent) {
 	delete(a.swaps, ch.id)
 	a.ended.add(ch.id)
 	defer a.wake(ch.id)
-	if l := ch.leg; l != nil && l.ch == ch {
+	// A leg no longer in a.legs was reported gone when it left (cleared, or
+	// missing from a resync); its channels say nothing more about it.
+	if l := ch.leg; l != nil && l.ch == ch && a.live(l) {
 		delete(a.legs, l.ref)
 		_, makeCall := a.makeCalls[ch.id]
 		// An incoming call that never rang (unregistered device, dial

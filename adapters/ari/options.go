@@ -25,8 +25,8 @@ type Options struct {
 	// AnswerTimeout is how long AnswerCall waits for the device to pick up
 	// the auto-answer call that replaces the ringing one (default 8s).
 	AnswerTimeout time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 5s: a PBX that is back is
-	// reconnected within 5 s, the product promise).
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 4s: a PBX that is back is
+	// reconnected within 5 s, the product promise, with a second left for the handshake and resync).
 	MinBackoff, MaxBackoff time.Duration
 	// MOHClass is the music-on-hold class for PBX-side hold ("" = default).
 	MOHClass string
@@ -46,7 +46,7 @@ func (o *Options) setDefaults() {
 		o.MinBackoff = 500 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
+		o.MaxBackoff = 4 * time.Second
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff

@@ -47,7 +47,7 @@ func (a *Adapter) onStasisStart(ch *channel, ev *wireEvent) {
 			})
 			return
 		}
-		if l := ch.leg; l != nil && l.state == pbx.StateNull {
+		if l := ch.leg; l != nil && a.live(l) && l.state == pbx.StateNull {
 			l.state = pbx.StateInitiated
 			a.emit(a.legEvent(pbx.EventOriginated, l))
 		}

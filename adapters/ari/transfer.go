@@ -49,11 +49,36 @@ func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destina
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Continue(chanKey(far), a.opts.Context, number, 1) }); err != nil {
 		a.mu.Lock()
 		fch.released = false
+		farEnded, legEnded := a.ended.has(far), !a.live(l)
 		a.mu.Unlock()
+		// While the far party was released, the two-party rule left the
+		// call alone when one side hung up; it applies now.
+		var orphan string
+		switch {
+		case farEnded && legEnded:
+		case farEnded:
+			orphan = legID
+		case legEnded:
+			orphan = far
+		case held:
+			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) })
+		}
+		if orphan != "" {
+			if herr := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(orphan), "normal") }); herr != nil && httpStatus(herr) != 404 {
+				a.log.Warn("cannot hang up the rest of a call that ended during a transfer", "call", c.String(), "channel", orphan, "err", herr)
+			}
+		}
+		if farEnded || legEnded {
+			return fmt.Errorf("%w (asterisk: %v)", errEnded(op, c), err)
+		}
 		return wrap(op, c, err)
 	}
 	a.mu.Lock()
-	if !l.transferred {
+	// The far party is on its way to the destination whatever happened to
+	// the extension's leg meanwhile, so the transfer is done; but a leg that
+	// ended while the request ran has been reported cleared already and
+	// gets no "transferred" after that.
+	if a.live(l) && !l.transferred {
 		l.transferred = true
 		a.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind, CSTAID: l.cstaID, Remote: pbx.Party{Number: number}})
 	}
@@ -113,7 +138,21 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		return errNotOwned(op, active)
 	}
 	nc := &call{id: a.newID("xfer"), members: map[string]bool{}, answered: la.state != pbx.StateInitiated}
-	heldMOH := lh.heldBy
+	// Where each far party is now, so a transfer that cannot finish puts it
+	// back: in its call's bridge, or outside any bridge on music on hold
+	// (held by the bridge), or outside any bridge ringing (a consultation
+	// call not answered yet).
+	parties := []xferParty{{id: fh, ref: held, l: lh, moh: lh.heldBy}, {id: fa, ref: active, l: la, moh: la.heldBy}}
+	for i := range parties {
+		p := &parties[i]
+		// Known from what the adapter did (the bridge events of a hold
+		// just done may not have arrived yet): a party held by the bridge
+		// is outside it; once the call is answered both parties are in
+		// it; before, only the side already in the bridge (the caller).
+		if ch := a.chans[p.id]; !p.moh && (p.l.call.answered || (ch != nil && ch.bridge == p.l.call.bridge)) {
+			p.bridge = p.l.call.bridge
+		}
+	}
 	hID, aID := lh.ch.id, la.ch.id
 	a.mu.Unlock()
 
@@ -121,19 +160,22 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		_, err := x.Bridge().Create(bridgeKey(nc.id), "mixing", "csta-"+nc.id)
 		return err
 	}); err != nil {
-		return wrap(op, held, err)
+		return a.transferFailed(ctx, op, nc.id, nil, parties, nil, err)
 	}
 	// Adding a channel moves it out of its current bridge.
-	for _, f := range []string{fh, fa} {
-		if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(nc.id), f) }); err != nil {
-			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Bridge().Delete(bridgeKey(nc.id)) })
-			return wrap(op, held, err)
+	for i, p := range parties {
+		if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(nc.id), p.id) }); err != nil {
+			return a.transferFailed(ctx, op, nc.id, parties[:i], parties, nil, err)
 		}
 	}
-	if heldMOH {
-		_ = a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(fh)) })
-	}
 	a.mu.Lock()
+	// A side that ended while the requests ran has been reported cleared
+	// (or is being hung up by the two-party rule): the transfer cannot be
+	// finished, and the other side goes back to where it was.
+	if side := a.transferSideEnded(parties); side != nil {
+		a.mu.Unlock()
+		return a.transferFailed(ctx, op, nc.id, parties, parties, side, nil)
+	}
 	nc.bridge = nc.id
 	for _, f := range []string{fh, fa} {
 		if old := a.callOf[f]; old != nil {
@@ -157,7 +199,7 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	pairs := [][2]string{{fh, fa}, {fa, fh}}
 	for _, p := range pairs {
 		ch, other := a.chans[p[0]], a.chans[p[1]]
-		if ch == nil || other == nil || ch.leg == nil || ch.leg.ch != ch {
+		if ch == nil || other == nil || ch.leg == nil || ch.leg.ch != ch || !a.live(ch.leg) {
 			continue
 		}
 		if ch.leg.state == pbx.StateConnected || ch.leg.state == pbx.StateHeld {
@@ -169,6 +211,12 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		}
 	}
 	a.mu.Unlock()
+	// Either call may have been held by the bridge.
+	for _, p := range parties {
+		if p.moh {
+			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().StopMOH(chanKey(p.id)) })
+		}
+	}
 	var errs []error
 	for _, id := range []string{hID, aID} {
 		if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(id), "normal") }); err != nil && httpStatus(err) != 404 {
@@ -179,4 +227,68 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		a.log.Warn("transfer done but an extension leg could not be hung up", "held", held.String(), "active", active.String(), "err", err)
 	}
 	return nil
+}
+
+// xferParty is a far party of a transfer and where it was before.
+type xferParty struct {
+	id     string      // the far party's channel
+	ref    pbx.CallRef // the extension's connection it talks to
+	l      *leg
+	moh    bool   // held by the bridge: outside any bridge, on music on hold
+	bridge string // the bridge it was in ("" if none)
+}
+
+// transferSideEnded names the side of a transfer whose connection ended,
+// or whose far party hung up, or returns nil. Called with a.mu held.
+func (a *Adapter) transferSideEnded(parties []xferParty) *xferParty {
+	for i, p := range parties {
+		if !a.live(p.l) || a.ended.has(p.id) {
+			return &parties[i]
+		}
+	}
+	return nil
+}
+
+// transferFailed undoes a transfer that could not be finished: the far
+// parties already moved go back where they were, and the new bridge goes.
+// The error names the side that ended (side, or the one found now), if
+// one did, or else the failed request err.
+func (a *Adapter) transferFailed(ctx context.Context, op, bridge string, moved, parties []xferParty, side *xferParty, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	for _, p := range moved {
+		a.mu.Lock()
+		gone := a.ended.has(p.id)
+		a.mu.Unlock()
+		if gone {
+			continue
+		}
+		var uerr error
+		if p.bridge != "" {
+			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(p.bridge), p.id) })
+		} else {
+			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), p.id) })
+		}
+		if uerr == nil && p.moh {
+			// Joining a bridge may have stopped its music on hold.
+			uerr = a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(p.id), a.opts.MOHClass) })
+		}
+		if uerr != nil && httpStatus(uerr) != 404 {
+			a.log.Warn("transfer failed and a far party could not be put back", "call", p.ref.String(), "channel", p.id, "err", uerr)
+		}
+	}
+	if derr := a.rest(ctx, func(x ari.Client) error { return x.Bridge().Delete(bridgeKey(bridge)) }); derr != nil && httpStatus(derr) != 404 {
+		a.log.Warn("cannot delete the bridge of a failed transfer", "bridge", bridge, "err", derr)
+	}
+	if side == nil {
+		a.mu.Lock()
+		side = a.transferSideEnded(parties)
+		a.mu.Unlock()
+	}
+	switch {
+	case side != nil && err != nil:
+		return fmt.Errorf("%w (asterisk: %v)", errEnded(op, side.ref), err)
+	case side != nil:
+		return errEnded(op, side.ref)
+	}
+	return wrap(op, parties[0].ref, err)
 }

@@ -100,6 +100,7 @@ type Server struct {
 	offline     map[string]bool
 	requests    []Request
 	faults      []*fault
+	gates       []*Gate
 	delay       time.Duration
 	ws          *wsConn
 	wsCount     int
@@ -148,8 +149,16 @@ func New(o Options) *Server {
 	return s
 }
 
-// Close stops the server and drops the websocket.
+// Close stops the server and drops the websocket. Requests held by a Gate
+// are let go.
 func (s *Server) Close() {
+	s.mu.Lock()
+	gates := s.gates
+	s.gates = nil
+	s.mu.Unlock()
+	for _, g := range gates {
+		g.Release()
+	}
 	s.DropWebsocket()
 	s.hs.CloseClientConnections()
 	s.hs.Close()
@@ -685,7 +694,8 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/ari")
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Params: params, Vars: vars})
+	req := Request{Method: r.Method, Path: path, Params: params, Vars: vars}
+	s.requests = append(s.requests, req)
 	s.bump()
 	delay := s.delay
 	var f *fault
@@ -696,6 +706,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	g := s.takeGate(req)
 	s.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -704,7 +715,13 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if g != nil && !g.afterEffect && !g.hold(r.Context()) {
+		return
+	}
 	if f != nil {
+		if g != nil && g.afterEffect && !g.hold(r.Context()) {
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(f.status)
 		_, _ = io.WriteString(w, f.body)
@@ -713,6 +730,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	status, body := s.route(r.Method, path, params, vars)
 	s.mu.Unlock()
+	if g != nil && g.afterEffect && !g.hold(r.Context()) {
+		return
+	}
 	if body == nil {
 		w.WriteHeader(status)
 		return
