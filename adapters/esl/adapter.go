@@ -211,6 +211,7 @@ func (a *Adapter) serve(s *session) (bool, error) {
 	// Events that arrived during the listing wait in the reorderer and are
 	// applied on top of the snapshot; the state machine ignores repeats.
 	a.state.applySync(dumps)
+	a.hangUpDoomed(s)
 
 	// The recheck lists the channels again in the background, so events
 	// keep flowing meanwhile; its result is applied here, in line with them.
@@ -225,6 +226,7 @@ func (a *Adapter) serve(s *session) (bool, error) {
 		select {
 		case ev := <-ordered:
 			a.state.handle(ev)
+			a.hangUpDoomed(s)
 		case <-recheck:
 			recheck = nil
 			late = make(chan listing, 1)
@@ -246,10 +248,39 @@ func (a *Adapter) serve(s *session) (bool, error) {
 				if n := a.state.applyLate(r.dumps); n > 0 {
 					a.log.Info("channels found only by the recheck after connecting", "connections", n)
 				}
+				a.hangUpDoomed(s)
 			}
 		case <-s.ctx.Done():
 			return true, context.Cause(s.ctx)
 		}
+	}
+}
+
+// hangUpDoomed sends the hang-ups the state machine asked for (doomed
+// channels it has seen exist) in the background, so events keep flowing.
+// One that fails for a lost link is asked for again after the reconnect.
+func (a *Adapter) hangUpDoomed(s *session) {
+	ks := a.state.takeKills()
+	if len(ks) == 0 {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for _, k := range ks {
+			a.hangUp(s.ctx, s, k)
+		}
+	}()
+}
+
+// hangUp hangs up a channel that stands for no connection.
+func (a *Adapter) hangUp(ctx context.Context, s *session, k kill) {
+	args := k.uuid
+	if k.cause != "" {
+		args += " " + k.cause
+	}
+	if _, err := s.api(ctx, "uuid_kill", args); err != nil && !isNoSuchCall(err) {
+		a.log.Warn("cannot hang up a channel that stands for no connection", "uuid", k.uuid, "err", err)
 	}
 }
 

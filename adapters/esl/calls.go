@@ -24,9 +24,20 @@ type leg struct {
 	// directory is asked for csta_allow_events (see Adapter.usePhoneEvents).
 	presence string
 
-	makeCall bool // device leg of MakeCall: Originated on answer, Connected on bridge
-	swapLeg  bool // auto-answer leg that replaces a ringing one: no Offered
-	swapped  bool // replaced by a swap leg: its end is not reported
+	makeCall bool   // device leg of MakeCall: Originated on answer, Connected on bridge
+	swapLeg  bool   // auto-answer leg that replaces a ringing one: no Offered
+	swapped  bool   // replaced by a swap leg: its end is not reported
+	replaces string // swapLeg: the ringing channel it replaces
+
+	// orphan: the device leg of a MakeCall that failed or gave up before
+	// FreeSWITCH reported the channel (see abandonMakeCall). The core has
+	// cleared the MakeCall's connection, so the leg is a connection of its
+	// own (CallRef.ID is the channel uuid), reported as a call the phone
+	// places once the device answers, and not at all if it never does.
+	orphan bool
+	// staleID is the failed MakeCall's csta_id, still stored on an orphan's
+	// channel: a csta_id is never given out twice, so it is not reported.
+	staleID int
 
 	// offerPending: the Offered event waits for the SIP Call-ID. FreeSWITCH
 	// creates the channel that calls a phone before it sends the INVITE, so
@@ -84,7 +95,22 @@ type callState struct {
 	gone    map[string]time.Time     // channels whose end was handled; late events are ignored
 	waiters map[string][]*waiter
 	devices map[string]bool // extension → registered, as last reported
+
+	// doomed are channels the adapter must hang up whenever it sees them:
+	// auto-answer calls of an answer swap that did not complete. They
+	// stand for no connection and are not tracked; kills holds the
+	// hang-ups asked for and not yet sent (see Adapter.hangUpDoomed).
+	doomed map[string]*doom
+	kills  []kill
 }
+
+type doom struct {
+	cause string    // for uuid_kill, may be empty
+	at    time.Time // when it was doomed; forgotten after 5 minutes
+	asked bool      // a hang-up was sent in this session
+}
+
+type kill struct{ uuid, cause string }
 
 func newCallState(log *slog.Logger, out *outQueue) *callState {
 	return &callState{
@@ -92,6 +118,7 @@ func newCallState(log *slog.Logger, out *outQueue) *callState {
 		exts: map[string]pbx.Extension{}, users: map[string]string{},
 		legs: map[string]*leg{}, refs: map[pbx.CallRef]string{}, expect: map[string]*leg{},
 		gone: map[string]time.Time{}, waiters: map[string][]*waiter{}, devices: map[string]bool{},
+		doomed: map[string]*doom{},
 	}
 }
 
@@ -267,9 +294,7 @@ func (s *callState) handle(ev chEvent) {
 	if ev.Presence != "" {
 		l.presence = ev.Presence
 	}
-	if ev.CSTAID != 0 {
-		l.cstaID = ev.CSTAID
-	}
+	l.takeStoredID(ev.CSTAID)
 
 	switch ev.Name {
 	case "CHANNEL_ANSWER":
@@ -335,17 +360,38 @@ func (s *callState) device(user string, registered bool) {
 
 // newLeg is a channel of extension ext seen for the first time. Its
 // CallRef.ID is the channel uuid. FreeSWITCH's Call-Direction is its own
-// view: "inbound" is a channel the phone called in on.
+// view: "inbound" is a channel the phone called in on. The device leg of a
+// MakeCall is a channel FreeSWITCH called, but the phone places that call:
+// a bridge that did not start it (restarted, or a second one) knows it by
+// the csta_makecall variable MakeCall set.
 func newLeg(ev chEvent, ext string) *leg {
 	l := &leg{uuid: ev.UUID, ext: ext, id: ev.UUID, dir: pbx.Incoming}
-	if ev.Dir == "inbound" {
+	if ev.Dir == "inbound" || ev.MakeCall {
 		l.dir = pbx.Outgoing
 	}
+	l.makeCall = ev.MakeCall
 	return l
+}
+
+// takeStoredID takes the csta_id stored on the leg's channel, except the
+// stale one of a failed MakeCall.
+func (l *leg) takeStoredID(n int) {
+	if n != 0 && n != l.staleID {
+		l.cstaID = n
+	}
 }
 
 // adopt starts tracking a channel of a mapped extension on its first event.
 func (s *callState) adopt(ev chEvent) *leg {
+	if _, doomed := s.doomed[ev.UUID]; doomed {
+		if isEnd(ev.Name) || ev.State == "HANGUP" {
+			delete(s.doomed, ev.UUID)
+			s.markGone(ev.UUID)
+		} else {
+			s.askKill(ev.UUID)
+		}
+		return nil
+	}
 	if _, done := s.gone[ev.UUID]; done {
 		return nil
 	}
@@ -481,8 +527,8 @@ func (s *callState) end(l *leg, ev chEvent) {
 	l.ended = true
 	s.forget(l)
 	s.notify(l.uuid, sigGone)
-	if l.swapped {
-		return
+	if l.swapped || l.orphan && !l.answered {
+		return // it never stood for a connection the core knows
 	}
 	cause := hangupCause(l, ev.Cause)
 	switch {
@@ -521,7 +567,8 @@ func (s *callState) forget(l *leg) {
 }
 
 // markGone remembers that a channel has ended, so late events and stale
-// channel listings are ignored; entries older than 5 minutes are dropped.
+// channel listings are ignored; entries older than 5 minutes are dropped,
+// and so are dooms that old (their channel never showed up again).
 func (s *callState) markGone(uuid string) time.Time {
 	now := s.now()
 	for u, t := range s.gone {
@@ -529,8 +576,93 @@ func (s *callState) markGone(uuid string) time.Time {
 			delete(s.gone, u)
 		}
 	}
+	for u, d := range s.doomed {
+		if now.Sub(d.at) > 5*time.Minute {
+			delete(s.doomed, u)
+		}
+	}
 	s.gone[uuid] = now
 	return now
+}
+
+// doom stops tracking a channel that stands for no connection, so that it
+// is hung up whenever it is seen to exist (its next event, the next
+// resync or recheck) and its end is never reported. hangingUp says that
+// the caller hangs it up itself in this session.
+func (s *callState) doom(uuid, cause string, hangingUp bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.doomLocked(uuid, cause)
+	if hangingUp {
+		s.doomed[uuid].asked = true
+	}
+}
+
+// doomLocked is doom for a caller that holds s.mu.
+func (s *callState) doomLocked(uuid, cause string) {
+	if l := s.legs[uuid]; l != nil {
+		delete(s.legs, uuid)
+		if s.refs[l.ref()] == uuid {
+			delete(s.refs, l.ref())
+		}
+	}
+	delete(s.expect, uuid)
+	if _, ok := s.doomed[uuid]; !ok {
+		s.doomed[uuid] = &doom{cause: cause, at: s.now()}
+	}
+}
+
+// askKill queues the hang-up of a doomed channel that exists, once per
+// session; s.mu is held.
+func (s *callState) askKill(uuid string) {
+	d := s.doomed[uuid]
+	if d == nil || d.asked {
+		return
+	}
+	d.asked = true
+	s.kills = append(s.kills, kill{uuid: uuid, cause: d.cause})
+}
+
+// takeKills returns the hang-ups asked for since the last call.
+func (s *callState) takeKills() []kill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.kills
+	s.kills = nil
+	return k
+}
+
+// abandonMakeCall is called when MakeCall for connection c, whose device
+// channel is uuid, fails or gives up after the originate may have reached
+// FreeSWITCH. The core then clears c, but FreeSWITCH may still call the
+// device: when it does, the channel must not look like a call ringing at
+// the extension. Unless it is known already, the channel becomes an
+// orphan (see leg.orphan). It reports whether the channel is known and the
+// MakeCall therefore did start after all; failed says the originate
+// itself failed, so the channel, if any, is ending.
+func (s *callState) abandonMakeCall(uuid string, c pbx.CallRef, failed bool) (started bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.legs[uuid]
+	if l != nil && !failed {
+		return true
+	}
+	if s.refs[c] == uuid {
+		delete(s.refs, c)
+	}
+	if l == nil {
+		l = s.expect[uuid]
+	}
+	if l == nil || l.answered {
+		// Never reported yet, or over already; or already reported as
+		// placed under c, which the core then clears itself.
+		return false
+	}
+	l.id, l.orphan, l.staleID, l.cstaID = uuid, true, l.cstaID, 0
+	if s.legs[uuid] != nil {
+		s.refs[l.ref()] = uuid
+	}
+	return false
 }
 
 // hangupCause maps FreeSWITCH hangup causes (switch_cause_t names).

@@ -148,21 +148,24 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 	}
 
 	a.state.mu.Lock()
-	a.state.expect[id] = &leg{uuid: id, ext: l.ext, id: c.ID, dir: pbx.Incoming, swapLeg: true,
+	a.state.expect[id] = &leg{uuid: id, ext: l.ext, id: c.ID, dir: pbx.Incoming, swapLeg: true, replaces: l.uuid,
 		remote: l.remote, cstaID: l.cstaID, other: l.other, expected: a.state.now()}
 	a.state.mu.Unlock()
+	// A session that ended hands every swap under way to the resync after
+	// the reconnect (callState.settleSwaps), which goes by FreeSWITCH's
+	// channels. This command then only gives up: a change it makes to the
+	// state under a.state.mu is made only while its session is alive, that
+	// is before that resync.
+	lost := func() error {
+		return fmt.Errorf("the connection to FreeSWITCH was lost: %w", pbx.ErrUnavailable)
+	}
 	dropNew := func() {
-		// The new channel never stood for the connection: its end is silent.
-		a.state.mu.Lock()
-		delete(a.state.expect, id)
-		if nl := a.state.legs[id]; nl != nil {
-			nl.swapped = true
-		} else {
-			a.state.gone[id] = a.state.now()
-		}
-		a.state.mu.Unlock()
-		if _, err := s.api(context.WithoutCancel(ctx), "uuid_kill", id); err != nil && !isNoSuchCall(err) {
-			a.log.Warn("cannot drop the auto-answer channel", "uuid", id, "err", err)
+		// The new channel never stood for the connection: it is hung up
+		// (after the reconnect if the link is down now), its end is silent.
+		live := s.ctx.Err() == nil
+		a.state.doom(id, "", live)
+		if live {
+			a.hangUp(context.WithoutCancel(ctx), s, kill{uuid: id})
 		}
 	}
 
@@ -184,6 +187,10 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 		a.jobs.forget(job)
 		dropNew()
 		return ctx.Err()
+	case <-s.ctx.Done():
+		a.jobs.forget(job)
+		dropNew()
+		return lost()
 	}
 	if err := checkReply("originate", out); err != nil {
 		dropNew()
@@ -192,20 +199,25 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 
 	// The device answered the new call: from here on the connection is the
 	// new channel; the ringing one ends silently.
-	var alive, answered bool
+	var alive, answered, live bool
 	a.state.mu.Lock()
-	if old := a.state.legs[l.uuid]; old != nil && !old.ended {
-		alive, answered = true, old.answered
-		if !answered {
-			old.swapped = true
-			a.state.refs[c] = id
-			if nl := a.state.legs[id]; nl != nil {
-				nl.other = l.other
+	if live = s.ctx.Err() == nil; live {
+		if old := a.state.legs[l.uuid]; old != nil && !old.ended {
+			alive, answered = true, old.answered
+			if !answered {
+				old.swapped = true
+				a.state.refs[c] = id
+				if nl := a.state.legs[id]; nl != nil {
+					nl.other = l.other
+				}
 			}
 		}
 	}
 	a.state.mu.Unlock()
 	switch {
+	case !live:
+		dropNew()
+		return lost()
 	case !alive:
 		dropNew()
 		return fmt.Errorf("the call ended meanwhile: %w", pbx.ErrNoSuchCall)
@@ -216,11 +228,17 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 	}
 	if _, err := s.api(ctx, "uuid_bridge", l.other+" "+id); err != nil {
 		a.state.mu.Lock()
-		if old := a.state.legs[l.uuid]; old != nil {
+		live = s.ctx.Err() == nil
+		if old := a.state.legs[l.uuid]; old != nil && live {
 			old.swapped = false
 			a.state.refs[c] = l.uuid
 		}
 		a.state.mu.Unlock()
+		if !live {
+			// FreeSWITCH may have made the bridge before the link was
+			// lost: the resync finds out which channel is the connection.
+			return lost()
+		}
 		dropNew()
 		return err
 	}
@@ -467,7 +485,7 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		return fmt.Errorf("esl: make call %s: extension not mapped: %w", c, pbx.ErrDeviceUnreachable)
 	}
 	id := newUUID()
-	legVars := []chanVar{{"origination_uuid", id}}
+	legVars := []chanVar{{"origination_uuid", id}, {"csta_makecall", "true"}}
 	if req.CSTAID != 0 {
 		legVars = append(legVars, chanVar{"csta_id", strconv.Itoa(req.CSTAID)})
 	}
@@ -495,22 +513,17 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		remote: pbx.Party{Number: dest}, cstaID: req.CSTAID, expected: a.state.now()}
 	a.state.refs[c] = id
 	a.state.mu.Unlock()
-	undo := func() {
-		a.state.mu.Lock()
-		defer a.state.mu.Unlock()
-		if a.state.legs[id] == nil {
-			delete(a.state.expect, id)
-			if a.state.refs[c] == id {
-				delete(a.state.refs, c)
-			}
-		}
-	}
 
+	// Once the originate may have reached FreeSWITCH, a failure does not
+	// mean that the device is not called: the channel may come later (a
+	// slow FreeSWITCH), or already be there with its events still in the
+	// reorder window (a device that refuses at once). abandonMakeCall
+	// keeps such a channel from being taken for a call to the extension.
 	w := a.state.watch(id, sigCreated, sigGone)
 	defer a.state.unwatch(w)
 	job, res, err := s.bgapi(ctx, "originate", args)
 	if err != nil {
-		undo()
+		a.state.abandonMakeCall(id, c, true)
 		return fmt.Errorf("esl: make call %s: %w", c, err)
 	}
 	timer := time.NewTimer(a.opts.CommandTimeout)
@@ -522,16 +535,21 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		return nil
 	case out := <-res:
 		if err := checkReply("originate", out); err != nil {
-			undo()
+			a.state.abandonMakeCall(id, c, true)
 			return fmt.Errorf("esl: make call %s: %w", c, err)
 		}
 		return nil
 	case <-timer.C:
 		a.jobs.forget(job)
-		undo()
+		if a.state.abandonMakeCall(id, c, false) {
+			return nil // reported just now
+		}
 		return fmt.Errorf("esl: make call %s: FreeSWITCH did not start the call in %v: %w", c, a.opts.CommandTimeout, pbx.ErrUnavailable)
 	case <-ctx.Done():
 		a.jobs.forget(job)
+		if a.state.abandonMakeCall(id, c, false) {
+			return nil
+		}
 		return ctx.Err()
 	}
 }

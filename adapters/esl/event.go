@@ -27,6 +27,7 @@ type chEvent struct {
 	DestNum               string // Caller-Destination-Number
 	SIPCallID             string // variable_sip_call_id
 	CSTAID                int    // variable_csta_id
+	MakeCall              bool   // variable_csta_makecall: the device leg of a MakeCall
 	DialedUser            string // variable_dialed_user
 	TransferDest          string // variable_transfer_destination ("blind:1003")
 	AllowEvents           string // any *allow_events variable, e.g. the directory variable csta_allow_events
@@ -97,6 +98,7 @@ func decodeFields(get func(string) string, keys []string) chEvent {
 	if n, err := strconv.Atoi(get("variable_csta_id")); err == nil {
 		e.CSTAID = n
 	}
+	e.MakeCall = get("variable_csta_makecall") == "true"
 	e.TransferDest = get("variable_transfer_destination")
 	if e.Other == "" {
 		// The b-leg of a bridge and channel dumps may name the partner only here.

@@ -7,7 +7,7 @@ package esl
 // client sees when FreeSWITCH drops the connection, restarts, answers
 // slowly or answers with an error. Every call is a captured one
 // (testdata/*.rx.raw) under fresh channel uuids. The adapter runs with its
-// production settings (reconnect backoff 0.5 s doubling to 5 s with jitter,
+// production settings (reconnect backoff 0.5 s doubling to 4 s with jitter,
 // liveness probe every 10 s, recheck 1 s after a resync) unless a scenario
 // says otherwise.
 

@@ -2,6 +2,7 @@ package esl
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -159,6 +160,64 @@ func (e *itEnv) liveChannels(ctx context.Context) (string, error) {
 	}
 	body, err := s.api(ctx, "show", "channels count")
 	return strings.TrimSpace(body), err
+}
+
+// secondAdapterSync starts another adapter on the same FreeSWITCH, as a
+// restarted bridge would, once `show channels` lists the given channels,
+// and returns the connections of its first sync.
+func (e *itEnv) secondAdapterSync(t *testing.T, ctx context.Context, uuids ...string) map[pbx.CallRef]pbx.CallInfo {
+	t.Helper()
+	// `show channels` reads FreeSWITCH's core database, which its SQL
+	// thread fills a little after the channel exists.
+	for listed := false; !listed; {
+		s, err := e.a.session()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := s.api(ctx, "show", "channels as json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = true
+		for _, u := range uuids {
+			listed = listed && strings.Contains(body, u)
+		}
+		if listed {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("show channels does not list %v: %s", uuids, body)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	b, err := New(Options{Address: os.Getenv("CSTA_TEST_ESL_ADDR"), Password: os.Getenv("CSTA_TEST_ESL_PASS"),
+		Context: e.a.opts.Context, Logger: itLogger(t).With("adapter", "second")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetExtensions(e.exts)
+	bctx, cancel := context.WithCancel(ctx)
+	events := make(chan pbx.Event, 100)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(bctx, events) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var sync pbx.Event
+	for sync.Kind != pbx.EventSync {
+		select {
+		case sync = <-events:
+		case <-ctx.Done():
+			t.Fatal("no sync from the second adapter")
+		}
+	}
+	found := map[pbx.CallRef]pbx.CallInfo{}
+	for _, c := range sync.Calls {
+		found[c.Call] = c
+	}
+	return found
 }
 
 // settle hangs up whatever a scenario left behind and waits until
@@ -335,6 +394,71 @@ func TestIntegration(t *testing.T) {
 		e.on(callerRef, pbx.EventCleared)
 	})
 
+	e.run("AnswerCall by auto-answer swap survives a reconnect", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a3, a2)
+		ref := offered.Call
+		if err := e.a.Answer(ctx, ref); err != nil {
+			t.Fatalf("Answer: %v", err)
+		}
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		repl, err := e.phones[a2].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pbxtest.PhoneState(t, ctx, repl, testphone.StateConnected)
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
+		e.on(ref, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		// What the resync goes by when a swap was under way: the dump of the
+		// auto-answer channel names the caller's channel once it is bridged.
+		l, err := e.a.state.lookup(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := e.a.session()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := s.api(ctx, "uuid_dump", l.uuid+" json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := parseDump(body); err != nil || d.Answer != "answered" || d.Other != orig.Call.ID {
+			t.Errorf("uuid_dump of the auto-answer channel: answer %q, other %q (%v); want answered, %s", d.Answer, d.Other, err, orig.Call.ID)
+		}
+
+		s.fail(errors.New("integration test: connection dropped"))
+		e.log.Wait(t, "link down", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && !ev.Up })
+		e.log.Wait(t, "link up", func(ev pbx.Event) bool { return ev.Kind == pbx.EventLink && ev.Up })
+		sync := e.log.Wait(t, "sync", func(ev pbx.Event) bool { return ev.Kind == pbx.EventSync })
+		var mine []pbx.CallInfo
+		for _, c := range sync.Calls {
+			if c.Call.Ext == a2 {
+				mine = append(mine, c)
+			}
+		}
+		if len(mine) != 1 || mine[0].Call != ref || mine[0].State != pbx.StateConnected || mine[0].Remote.Number != a3 {
+			t.Errorf("%s's connections in the sync: %+v, want %s connected to %s", a2, mine, ref, a3)
+		}
+		if err := e.a.Hold(ctx, ref); err != nil {
+			t.Fatalf("Hold after the reconnect: %v", err)
+		}
+		e.on(ref, pbx.EventHeld)
+		if err := e.a.Retrieve(ctx, ref); err != nil {
+			t.Fatalf("Retrieve after the reconnect: %v", err)
+		}
+		e.on(ref, pbx.EventRetrieved)
+		if err := repl.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
+		if c := e.on(ref, pbx.EventCleared); c.Cause != pbx.CauseNormal {
+			t.Errorf("answered call cleared with %s, want normal", c.Cause)
+		}
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
 	e.run("a second adapter finds the live calls (show channels, uuid_dump)", func(t *testing.T) {
 		ctx := itCtx(t)
 		out, in, orig, offered := e.dialAndOffer(ctx, a3, a2)
@@ -344,52 +468,7 @@ func TestIntegration(t *testing.T) {
 		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
 		e.on(offered.Call, pbx.EventConnected)
 		e.on(orig.Call, pbx.EventConnected)
-		// `show channels` reads FreeSWITCH's core database, which its SQL
-		// thread fills a little after the channel exists.
-		for {
-			s, err := e.a.session()
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := s.api(ctx, "show", "channels as json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Contains(body, offered.Call.ID) && strings.Contains(body, orig.Call.ID) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("show channels does not list the call: %s", body)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		b, err := New(Options{Address: os.Getenv("CSTA_TEST_ESL_ADDR"), Password: os.Getenv("CSTA_TEST_ESL_PASS"),
-			Context: e.a.opts.Context, Logger: itLogger(t).With("adapter", "second")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.SetExtensions(e.exts)
-		bctx, cancel := context.WithCancel(ctx)
-		events := make(chan pbx.Event, 100)
-		done := make(chan error, 1)
-		go func() { done <- b.Run(bctx, events) }()
-		defer func() {
-			cancel()
-			<-done
-		}()
-		var sync pbx.Event
-		for sync.Kind != pbx.EventSync {
-			select {
-			case sync = <-events:
-			case <-ctx.Done():
-				t.Fatal("no sync from the second adapter")
-			}
-		}
-		found := map[pbx.CallRef]pbx.CallInfo{}
-		for _, c := range sync.Calls {
-			found[c.Call] = c
-		}
+		found := e.secondAdapterSync(t, ctx, offered.Call.ID, orig.Call.ID)
 		if c, ok := found[offered.Call]; !ok || c.State != pbx.StateConnected || c.SIPCallID != in.CallID() || c.Remote.Number != a3 || c.Direction != pbx.Incoming {
 			t.Errorf("callee's connection in the sync: %+v (found %v), want connected, incoming, Call-ID %s, remote %s", c, ok, in.CallID(), a3)
 		}
@@ -463,12 +542,61 @@ func TestIntegration(t *testing.T) {
 		}
 		e.on(ref, pbx.EventConnected)
 		e.on(offered.Call, pbx.EventConnected)
+		// A restarted bridge finds it as the call the phone placed, with
+		// its csta_id (the device's channel is one FreeSWITCH called).
+		dev, err := e.a.state.lookup(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := e.secondAdapterSync(t, ctx, dev.uuid, offered.Call.ID)
+		if c, ok := found[pbx.CallRef{Ext: a1, ID: dev.uuid}]; !ok || c.State != pbx.StateConnected ||
+			c.Direction != pbx.Outgoing || c.CSTAID != 4711 || c.Remote.Number != a2 {
+			t.Errorf("MakeCall's connection in a second adapter's sync: %+v (found %v), want connected, outgoing, csta_id 4711, remote %s", c, ok, a2)
+		}
 		if err := far.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
 		pbxtest.PhoneState(t, ctx, own, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(offered.Call, pbx.EventCleared)
+	})
+
+	e.run("MakeCall the device refuses at once: no call at the extension", func(t *testing.T) {
+		ctx := itCtx(t)
+		ref := pbx.CallRef{Ext: a1, ID: "itest-mc-busy-" + newUUID()}
+		errc := make(chan error, 1)
+		go func() {
+			errc <- e.a.MakeCall(ctx, pbx.MakeCallRequest{Call: ref, CSTAID: 4712, Destination: a2})
+		}()
+		own, err := e.phones[a1].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := own.Reject(ctx, 486); err != nil {
+			t.Fatal(err)
+		}
+		// The originate's -ERR USER_BUSY usually overtakes the channel's
+		// events (held in the reorder window); if not, MakeCall has
+		// returned on the channel's creation and its connection is cleared.
+		mcErr := <-errc
+		if mcErr != nil && !errors.Is(mcErr, pbx.ErrDeviceUnreachable) {
+			t.Errorf("MakeCall: %v, want ErrDeviceUnreachable or nil", mcErr)
+		}
+		t.Logf("MakeCall answered %v", mcErr)
+		// Everything FreeSWITCH reported about the refused call is in
+		// once a later call is offered.
+		out, _, orig, offered := e.dialAndOffer(ctx, a3, a2)
+		e.log.None(t, "event for the extension that refused the MakeCall", func(ev pbx.Event) bool {
+			return ev.Call.Ext == a1 && ev.Kind != pbx.EventDevice && !(ev.Call == ref && ev.Kind == pbx.EventCleared)
+		})
+		if mcErr == nil {
+			e.on(ref, pbx.EventCleared)
+		}
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.on(offered.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
 	})
 
 	e.run("SingleStepTransfer", func(t *testing.T) {

@@ -39,8 +39,12 @@ type Options struct {
 	// that drops packets, a hung FreeSWITCH) within
 	// PingInterval+CommandTimeout.
 	PingInterval time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms, 5s: a PBX that is back is
-	// reconnected within 5 s, the product promise).
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms
+	// and 4s). The product promises that a FreeSWITCH that is back is
+	// reconnected within 5 s: the longest wait between two attempts is
+	// MaxBackoff, and the attempt itself (two connects, the subscription
+	// and the channel listing) takes well under the second that is left
+	// on a healthy FreeSWITCH.
 	MinBackoff, MaxBackoff time.Duration
 	// ReorderWindow is how long an event is held back so that events eslgo
 	// delivered out of order can be sorted by Event-Sequence (default 40ms).
@@ -78,7 +82,7 @@ func (o *Options) setDefaults() {
 	def(&o.CommandTimeout, 5*time.Second)
 	def(&o.PingInterval, 10*time.Second)
 	def(&o.MinBackoff, 500*time.Millisecond)
-	def(&o.MaxBackoff, 5*time.Second)
+	def(&o.MaxBackoff, 4*time.Second)
 	def(&o.ReorderWindow, 40*time.Millisecond)
 	def(&o.ConfirmTimeout, 2*time.Second)
 	def(&o.AnswerTimeout, 8*time.Second)

@@ -496,7 +496,7 @@ func TestMakeCall(t *testing.T) {
 	}
 	id := originateUUID.FindStringSubmatch(cmd)[1]
 	want := "bgapi originate {origination_caller_id_number=1002,origination_caller_id_name=1002}" +
-		"[origination_uuid=" + id + ",csta_id=7,sip_auto_answer=true,sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0," +
+		"[origination_uuid=" + id + ",csta_makecall=true,csta_id=7,sip_auto_answer=true,sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0," +
 		"sip_h_Alert-Info=<http://pbx>;info=alert-autoanswer;delay=0,sip_copy_custom_headers=false]user/1001 1002 XML default"
 	if cmd != want {
 		t.Errorf("originate\n got  %q\n want %q", cmd, want)

@@ -52,9 +52,7 @@ func (s *callState) fillFromDump(l *leg, ev chEvent) {
 	if ev.SIPCallID != "" {
 		l.sipID = ev.SIPCallID
 	}
-	if ev.CSTAID != 0 {
-		l.cstaID = ev.CSTAID
-	}
+	l.takeStoredID(ev.CSTAID)
 	if advertisesTalk(ev.AllowEvents) {
 		l.talk = true
 	}
@@ -71,7 +69,7 @@ func (s *callState) fillFromDump(l *leg, ev chEvent) {
 func (s *callState) wants(r channelRow) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.legs[r.UUID] != nil || s.expect[r.UUID] != nil || s.mappedRow(r)
+	return s.legs[r.UUID] != nil || s.expect[r.UUID] != nil || s.doomed[r.UUID] != nil || s.mappedRow(r)
 }
 
 // mappedRow reports whether a row names a device user of a mapped
@@ -90,10 +88,28 @@ func (s *callState) mappedRow(r channelRow) bool {
 func (s *callState) applySync(dumps []chEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	listed := make(map[string]chEvent, len(dumps))
+	for _, ev := range dumps {
+		if ev.Answer != "hangup" && ev.State != "HANGUP" {
+			listed[ev.UUID] = ev
+		}
+	}
+	// A new session: hang-ups asked for in the last one may not have been
+	// sent; they are asked for again for the doomed channels still there.
+	s.kills = nil
+	for _, d := range s.doomed {
+		d.asked = false
+	}
+	s.settleSwaps(listed)
+
 	legs := make(map[string]*leg, len(dumps))
 	var calls []pbx.CallInfo
 	for _, ev := range dumps {
-		if ev.Answer == "hangup" || ev.State == "HANGUP" {
+		if _, live := listed[ev.UUID]; !live {
+			continue
+		}
+		if s.doomed[ev.UUID] != nil {
+			s.askKill(ev.UUID)
 			continue
 		}
 		l := s.legs[ev.UUID]
@@ -115,6 +131,12 @@ func (s *callState) applySync(dumps []chEvent) {
 		l.answered = ev.Answer == "answered"
 		l.held = ev.State == "HELD"
 		l.connected = l.answered && (!l.makeCall && !l.swapLeg || l.other != "")
+		l.offerPending = false // the sync reports it
+		if l.orphan && !l.answered {
+			// Announced only once the device answers (see leg.orphan).
+			legs[l.uuid] = l
+			continue
+		}
 
 		st := pbx.StateInitiated
 		switch {
@@ -125,12 +147,6 @@ func (s *callState) applySync(dumps []chEvent) {
 		case l.dir == pbx.Incoming && !l.makeCall:
 			st = pbx.StateAlerting
 		}
-		if l.swapLeg && !l.connected {
-			// The old ringing channel still stands for this connection.
-			continue
-		}
-		l.swapLeg = false
-		l.offerPending = false // the sync reports it
 		legs[l.uuid] = l
 		calls = append(calls, pbx.CallInfo{Call: l.ref(), State: st, Direction: l.dir, Remote: l.remote,
 			SIPCallID: l.sipID, CSTAID: l.cstaID})
@@ -149,11 +165,46 @@ func (s *callState) applySync(dumps []chEvent) {
 		s.refs[l.ref()] = u
 	}
 	for u, l := range s.expect {
-		if l.makeCall {
+		if l.makeCall && !l.orphan {
 			s.refs[l.ref()] = u
 		}
 	}
 	s.emit(pbx.Event{Kind: pbx.EventSync, Calls: calls})
+}
+
+// settleSwaps decides, for every answer swap (Adapter.answerBySwap) under
+// way when the link was lost, which channel stands for the connection.
+// The command gave up with its session; FreeSWITCH's channels say how far
+// it got. If the caller was bridged to the auto-answer channel, the swap
+// is done: that channel is the connection and the ringing one is hung up
+// (FreeSWITCH cancels it anyway once its caller is bridged away).
+// Otherwise the ringing channel still is the connection, and the
+// auto-answer channel, which the phone may have answered by now, is hung
+// up. Either way the channel that lost is never reported. s.mu is held.
+func (s *callState) settleSwaps(listed map[string]chEvent) {
+	var swaps []*leg
+	for _, m := range []map[string]*leg{s.legs, s.expect} {
+		for _, l := range m {
+			if l.swapLeg {
+				swaps = append(swaps, l)
+			}
+		}
+	}
+	for _, x := range swaps {
+		d, ok := listed[x.uuid]
+		old := s.legs[x.replaces]
+		if x.connected || ok && d.Answer == "answered" && d.Other != "" && d.Other == x.other {
+			x.swapLeg = false
+			if old != nil {
+				s.doomLocked(old.uuid, "LOSE_RACE")
+			}
+			continue
+		}
+		s.doomLocked(x.uuid, "")
+		if old != nil {
+			old.swapped = false
+		}
+	}
 }
 
 // The recheck: FreeSWITCH adds a channel to the core database that
@@ -166,24 +217,25 @@ func (s *callState) applySync(dumps []chEvent) {
 // RecheckDelay); channels found only then are reported as if seen now.
 
 // lateChannels lists, for the recheck, the channels of mapped extensions
-// the adapter does not know.
+// the adapter does not know, and doomed channels the resync did not list.
 func (a *Adapter) lateChannels(s *session) ([]chEvent, error) {
 	return a.dumpChannels(s, a.state.unknown)
 }
 
 // unknown reports whether a row of `show channels` may be a channel of a
 // mapped extension that the adapter neither tracks, nor expects, nor has
-// seen end.
+// seen end, or is a doomed channel.
 func (s *callState) unknown(r channelRow) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.untracked(r.UUID) && s.mappedRow(r)
+	return s.untracked(r.UUID) && s.mappedRow(r) || s.doomed[r.UUID] != nil
 }
 
-// untracked: neither tracked, nor expected, nor seen to end; s.mu is held.
+// untracked: neither tracked, nor expected, nor seen to end, nor doomed;
+// s.mu is held.
 func (s *callState) untracked(uuid string) bool {
 	_, ended := s.gone[uuid]
-	return s.legs[uuid] == nil && s.expect[uuid] == nil && !ended
+	return s.legs[uuid] == nil && s.expect[uuid] == nil && s.doomed[uuid] == nil && !ended
 }
 
 // applyLate reports the channels the recheck found. The dumps were taken
@@ -198,7 +250,14 @@ func (s *callState) applyLate(dumps []chEvent) int {
 	defer s.mu.Unlock()
 	n := 0
 	for _, ev := range dumps {
-		if ev.Answer == "hangup" || ev.State == "HANGUP" || !s.untracked(ev.UUID) {
+		if ev.Answer == "hangup" || ev.State == "HANGUP" {
+			continue
+		}
+		if s.doomed[ev.UUID] != nil {
+			s.askKill(ev.UUID)
+			continue
+		}
+		if !s.untracked(ev.UUID) {
 			continue
 		}
 		ext := s.extOf(ev)
@@ -212,13 +271,24 @@ func (s *callState) applyLate(dumps []chEvent) int {
 		n++
 		// As the first events would have: offered or placed, then
 		// answered and held as the dump says.
-		kind := pbx.EventOffered
-		if l.dir == pbx.Outgoing {
-			kind = pbx.EventOriginated
-		}
-		s.emit(pbx.Event{Kind: kind, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
-		if ev.Answer == "answered" {
-			s.answered(l)
+		if l.makeCall {
+			// Placed once the device answered, connected once bridged
+			// (see leg.makeCall); nothing while the device rings.
+			if ev.Answer == "answered" {
+				s.answered(l)
+				if l.other != "" {
+					s.connected(l)
+				}
+			}
+		} else {
+			kind := pbx.EventOffered
+			if l.dir == pbx.Outgoing {
+				kind = pbx.EventOriginated
+			}
+			s.emit(pbx.Event{Kind: kind, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+			if ev.Answer == "answered" {
+				s.answered(l)
+			}
 		}
 		if ev.State == "HELD" {
 			s.heldEv(l)

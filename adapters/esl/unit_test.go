@@ -102,6 +102,24 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// The product promises that a FreeSWITCH that is back is reconnected
+// within 5 s. With the defaults the longest wait between two attempts must
+// leave a second for the attempt itself (two connects, the subscription,
+// the channel listing).
+func TestDefaultBackoffKeepsReconnectPromise(t *testing.T) {
+	var o Options
+	o.setDefaults()
+	const promise, attemptBudget = 5 * time.Second, time.Second
+	if o.MaxBackoff > promise-attemptBudget {
+		t.Fatalf("default MaxBackoff %v leaves less than %v of the %v promise", o.MaxBackoff, attemptBudget, promise)
+	}
+	for attempt := range 30 {
+		if d := backoff(o.MinBackoff, o.MaxBackoff, attempt); d > promise-attemptBudget {
+			t.Fatalf("attempt %d waits %v", attempt, d)
+		}
+	}
+}
+
 func TestJobTableKeepsEarlyResults(t *testing.T) {
 	j := newJobTable()
 	j.complete("early", "+OK early\n")
