@@ -5,9 +5,12 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
 
 // adminHandler serves the admin listener: metrics, health, the simulator's
@@ -55,6 +58,7 @@ type statusView struct {
 type phoneView struct {
 	Name, Display, Local string
 	Calls                []callView
+	domain               string // Local is built from it off the switchboard
 }
 
 type callView struct {
@@ -71,33 +75,45 @@ func (a *App) statusPage(w http.ResponseWriter, r *http.Request) {
 		ConfigPath: a.opts.ConfigPath, Pending: a.notifier.Pending()}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	err := a.sb.do(ctx, func() {
-		for _, name := range a.sb.sortedNames() {
-			p := a.sb.phones[name]
-			pv := phoneView{Name: name, Display: p.cfg.DisplayName, Local: p.localURI()}
-			for _, c := range p.calls {
-				if c.pending {
-					continue
-				}
-				dir := "in"
-				if c.dir == 1 {
-					dir = "out"
-				}
-				pv.Calls = append(pv.Calls, callView{ID: c.id, State: c.state.String(), Dir: dir,
-					Remote: remoteURI(p, c), Duration: time.Since(c.created).Round(time.Second)})
-			}
-			slices.SortFunc(pv.Calls, func(x, y callView) int { return x.ID - y.ID })
-			v.Phones = append(v.Phones, pv)
-		}
-	})
+	err := a.sb.do(ctx, func() { v.Phones = a.statusSnapshot() })
 	if err != nil {
 		http.Error(w, "call state busy, try again", http.StatusServiceUnavailable)
 		return
+	}
+	slices.SortFunc(v.Phones, func(x, y phoneView) int { return strings.Compare(x.Name, y.Name) })
+	for i := range v.Phones {
+		pv := &v.Phones[i]
+		pv.Local = localURI(pv.Name, pv.domain)
+		slices.SortFunc(pv.Calls, func(x, y callView) int { return x.ID - y.ID })
 	}
 	v.CSTA = reversed(a.cstaLog.list())
 	v.Actions = reversed(a.actions.recent.list())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = statusTmpl.Execute(w, v)
+}
+
+// statusSnapshot copies what the status page shows. It runs on the
+// switchboard goroutine, where every /csta request and PBX event waits for
+// it: it only copies, and the caller sorts.
+func (a *App) statusSnapshot() []phoneView {
+	now := time.Now()
+	out := make([]phoneView, 0, len(a.sb.phones))
+	for name, p := range a.sb.phones {
+		pv := phoneView{Name: name, Display: p.cfg.DisplayName, domain: p.cfg.Domain}
+		for _, c := range p.calls {
+			if c.pending {
+				continue
+			}
+			dir := "in"
+			if c.dir == pbx.Outgoing {
+				dir = "out"
+			}
+			pv.Calls = append(pv.Calls, callView{ID: c.id, State: c.state.String(), Dir: dir,
+				Remote: remoteURI(p, c), Duration: now.Sub(c.created).Round(time.Second)})
+		}
+		out = append(out, pv)
+	}
+	return out
 }
 
 func reversed[T any](s []T) []T { slices.Reverse(s); return s }

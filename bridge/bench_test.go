@@ -195,3 +195,20 @@ func BenchmarkCSTAHandler(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkStatusSnapshot is the part of the status page that runs on the
+// switchboard goroutine, where it holds up every /csta request and event.
+func BenchmarkStatusSnapshot(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("phones=%d", n), func(b *testing.B) {
+			app, _ := startForBench(b, n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := app.sb.do(ctx, func() { app.statusSnapshot() }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -78,7 +78,9 @@ func (p *phone) setting(name string) (string, bool) {
 }
 
 // localURI is the phone's identity as a SIP URI ($local, $active_url).
-func (p *phone) localURI() string { return "sip:" + p.cfg.Name + "@" + p.cfg.Domain }
+func (p *phone) localURI() string { return localURI(p.cfg.Name, p.cfg.Domain) }
+
+func localURI(name, domain string) string { return "sip:" + name + "@" + domain }
 
 // newID numbers a call the way a Snom phone does: negative for incoming,
 // positive for calls the phone placed, never reused while the bridge runs.
