@@ -180,18 +180,35 @@ func (a *Adapter) Run(ctx context.Context, events chan<- pbx.Event) error {
 		} else {
 			a.log.Warn("cannot connect to ARI", "url", a.opts.URL, "err", err, "retry_in", backoff)
 		}
-		// Wait a random time in [backoff/2, backoff]: several bridges that
-		// lost the same Asterisk do not all come back at the same instant.
-		wait := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(jitter(backoff))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}
-		backoff = min(backoff*2, a.opts.MaxBackoff)
+		backoff = nextBackoff(backoff, a.opts.MaxBackoff)
 	}
+}
+
+// jitter is the wait before a reconnect attempt whose nominal delay is d: a
+// random time in [d/2, d], so several bridges that lost the same Asterisk
+// do not all come back at the same instant. It never exceeds d, which is
+// what keeps MaxBackoff a bound on the time between two attempts.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// nextBackoff is the nominal delay that follows d: doubled, capped at hi
+// (without overflowing, however large hi is).
+func nextBackoff(d, hi time.Duration) time.Duration {
+	if d > hi/2 {
+		return hi
+	}
+	return d * 2
 }
 
 // session runs one connection: dial, subscribe, resync, then read events

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -98,10 +99,10 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	a.mu.Unlock()
 
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }); err != nil && httpStatus(err) != 404 {
-		return a.stepFailed(op, c, l, far, err)
+		return a.retrieveFailed(ctx, op, c, l, far, bridge, false, err)
 	}
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) }); err != nil {
-		return a.stepFailed(op, c, l, far, err)
+		return a.retrieveFailed(ctx, op, c, l, far, bridge, true, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -114,6 +115,41 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	l.heldBy = false
 	a.emit(pbx.Event{Kind: pbx.EventRetrieved, Call: l.ref, CSTAID: l.cstaID})
 	return nil
+}
+
+// retrieveFailed undoes a retrieve whose request failed while the call goes
+// on, so the connection is what it is still reported as: held, the far
+// party outside the call's bridge on music on hold rather than outside it
+// in silence. joining says the failed request was the re-join (the music
+// was stopped). A request Asterisk did not answer (a timeout, a dropped
+// connection) may have been carried out all the same, so its undo is done
+// too; Asterisk refuses taking out a party that never joined (422), which
+// is the state wanted. A call that ended needs no undo: its channels are
+// gone and the connection has been reported cleared.
+func (a *Adapter) retrieveFailed(ctx context.Context, op string, c pbx.CallRef, l *leg, far, bridge string, joining bool, err error) error {
+	a.mu.Lock()
+	ended := !a.live(l) || a.ended.has(far)
+	a.mu.Unlock()
+	unanswered := httpStatus(err) == 0
+	if !ended && (joining || unanswered) {
+		ctx = context.WithoutCancel(ctx)
+		var uerr error
+		if joining && unanswered {
+			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), far) })
+			if httpStatus(uerr) == http.StatusUnprocessableEntity {
+				uerr = nil
+			}
+		}
+		// A party that could not be taken out of the bridge talks with the
+		// phone again; music would only drown the conversation.
+		if uerr == nil {
+			uerr = a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) })
+		}
+		if uerr != nil && httpStatus(uerr) != http.StatusNotFound {
+			a.log.Warn("retrieve failed and the far party could not be put back on hold", "call", c.String(), "channel", far, "err", uerr)
+		}
+	}
+	return a.stepFailed(op, c, l, far, err)
 }
 
 // ClearConnection hangs up the extension's leg. DELETE /channels works on

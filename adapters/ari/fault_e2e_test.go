@@ -555,3 +555,35 @@ func TestE2EErrorReplies(t *testing.T) {
 	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
 	e.sink.expect(t, "1001", "unhold:-1")
 }
+
+// Scenario 4b: Asterisk refuses RetrieveCall's second step (the far party
+// re-joining the call's bridge). The CTI client gets the fault, the call
+// stays held (the far party hears music on hold outside the bridge, not
+// silence) and no unhold action URL is sent; a later RetrieveCall works.
+func TestE2ERetrieveRefused(t *testing.T) {
+	e := startBridge(t, nil)
+	a1, leg1 := e.ring("1002", -1)
+	e.answered(a1, leg1)
+	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "hold:-1")
+	bridge := e.fake.Channel(leg1).Bridge
+
+	e.fake.Fail("POST", "/bridges/"+bridge+"/addChannel", 500, `{"error":"Internal Server Error"}`, 1)
+	e.fault("1001", "RetrieveCall", connID("callToBeRetrieved", -1), "resourceOutOfService")
+	if moh, in := farState(t, e.fake, a1); !moh || in != "" {
+		t.Fatalf("far party after the refused retrieve: music on hold %v, in bridge %q; want music outside any bridge", moh, in)
+	}
+	// Still held for the bridge too: a second hold is refused.
+	e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "invalidObjectState")
+
+	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.waitBridged(a1, leg1)
+	if moh, _ := farState(t, e.fake, a1); moh {
+		t.Error("far party still on music on hold after the retrieve")
+	}
+	// The refused retrieve sent nothing: the next action URLs are the
+	// successful retrieve's and the hold's after it.
+	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.sink.expect(t, "1001", "unhold:-1", "hold:-1")
+}

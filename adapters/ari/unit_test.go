@@ -2,8 +2,10 @@ package ari
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
@@ -184,5 +186,59 @@ func TestHangupReason(t *testing.T) {
 		if got := hangupReason(c.status, c.cause); got != c.want {
 			t.Errorf("hangupReason(%q, %d) = %q, want %q", c.status, c.cause, got, c.want)
 		}
+	}
+}
+
+// The product promises that a PBX that is back is reconnected within 5 s.
+// With the default options no wait between two attempts is longer than
+// MaxBackoff, which leaves a second of the promise for the attempt itself
+// (the REST check, the websocket handshake and the resync).
+func TestDefaultBackoffKeepsReconnectPromise(t *testing.T) {
+	var o Options
+	o.setDefaults()
+	const promise, attemptBudget = 5 * time.Second, time.Second
+	if o.MaxBackoff > promise-attemptBudget {
+		t.Fatalf("default MaxBackoff %v leaves less than %v of the %v promise", o.MaxBackoff, attemptBudget, promise)
+	}
+	// The nominal delays double from MinBackoff and stay at the cap.
+	nominal := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
+	d := o.MinBackoff
+	for attempt := range 30 {
+		if attempt < len(nominal) && d != nominal[attempt] {
+			t.Errorf("attempt %d: nominal delay %v, want %v", attempt, d, nominal[attempt])
+		}
+		// The jitter is random: many draws, each in [d/2, d].
+		for range 200 {
+			if w := jitter(d); w < d/2 || w > d || w > promise-attemptBudget {
+				t.Fatalf("attempt %d: waits %v (nominal %v)", attempt, w, d)
+			}
+		}
+		d = nextBackoff(d, o.MaxBackoff)
+	}
+}
+
+func TestBackoffSteps(t *testing.T) {
+	for _, c := range []struct{ d, hi, want time.Duration }{
+		{10 * time.Millisecond, 80 * time.Millisecond, 20 * time.Millisecond},
+		{40 * time.Millisecond, 80 * time.Millisecond, 80 * time.Millisecond},
+		{50 * time.Millisecond, 80 * time.Millisecond, 80 * time.Millisecond},
+		{80 * time.Millisecond, 80 * time.Millisecond, 80 * time.Millisecond},
+		// Doubling would overflow.
+		{math.MaxInt64/2 + 1, math.MaxInt64, math.MaxInt64},
+	} {
+		if got := nextBackoff(c.d, c.hi); got != c.want {
+			t.Errorf("nextBackoff(%v, %v) = %v, want %v", c.d, c.hi, got, c.want)
+		}
+	}
+	if got := jitter(0); got != 0 {
+		t.Errorf("jitter(0) = %v", got)
+	}
+	// Both ends of [d/2, d] are drawn: a 2 ns delay waits 1 or 2 ns.
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		seen[jitter(2)] = true
+	}
+	if !seen[1] || !seen[2] || len(seen) != 2 {
+		t.Errorf("jitter(2) drew %v, want both 1ns and 2ns", seen)
 	}
 }
