@@ -99,11 +99,17 @@ func TestCommandRefusedWhileAnotherRuns(t *testing.T) {
 		t.Errorf("refused commands reached Asterisk: %+v", got)
 	}
 
+	// Asterisk gets quick again before the CTI client gives up, so the
+	// cancelled hold's undo (putting back the far party the unanswered
+	// removal may have taken out) is answered.
+	h.fake.SetDelay(0)
 	cancel()
 	if err := <-first; !errors.Is(err, pbx.ErrUnavailable) {
 		t.Fatalf("cancelled Hold = %v, want ErrUnavailable", err)
 	}
-	h.fake.SetDelay(0)
+	if got := h.fake.Requests()[n:]; len(got) != 1 || got[0].Method != "POST" || !strings.HasSuffix(got[0].Path, "/addChannel") {
+		t.Errorf("requests after the cancel %v, want the far party put back into the bridge", got)
+	}
 	// The transfer refused as busy did not keep the ringing call claimed:
 	// now its state is what refuses it.
 	refused(t, h.a.Transfer(ctx, ringing, talking), pbx.ErrInvalidState, "transfer", ringing, "(state alerting)")

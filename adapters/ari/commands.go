@@ -59,11 +59,10 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	a.mu.Unlock()
 
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), far) }); err != nil {
-		return a.stepFailed(op, c, l, far, err)
+		return a.holdFailed(ctx, op, c, l, far, bridge, false, err)
 	}
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) }); err != nil {
-		_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) })
-		return a.stepFailed(op, c, l, far, err)
+		return a.holdFailed(ctx, op, c, l, far, bridge, true, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -74,6 +73,60 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	l.heldBy = true
 	a.emit(pbx.Event{Kind: pbx.EventHeld, Call: l.ref, CSTAID: l.cstaID})
 	return nil
+}
+
+// holdFailed undoes a hold whose request failed while the call goes on,
+// so the connection is what it is still reported as: connected, the far
+// party in the call's bridge and hearing no music. music says the failed
+// request was starting the music (the party had been taken out of the
+// bridge). A request Asterisk did not answer (a timeout, a dropped
+// connection) may have been carried out all the same, so its undo is done
+// too. Asterisk 22 answers 204 to both undos when there was nothing to
+// undo: stopping music that does not play is a no-op, and adding a party
+// to the bridge it is in takes it out and back at once. Music that did
+// start keeps playing when the party re-joins the bridge, so it is
+// stopped first. A call that ended needs no undo.
+func (a *Adapter) holdFailed(ctx context.Context, op string, c pbx.CallRef, l *leg, far, bridge string, music bool, err error) error {
+	a.mu.Lock()
+	ended := !a.live(l) || a.ended.has(far)
+	a.mu.Unlock()
+	unanswered := mayHaveRun(err)
+	if !ended && (music || unanswered) {
+		ctx = context.WithoutCancel(ctx)
+		var uerrs []error
+		undo := func(fn func(ari.Client) error) {
+			if uerr := a.rest(ctx, fn); uerr != nil && !partyGone(uerr) {
+				uerrs = append(uerrs, uerr)
+			}
+		}
+		if music && unanswered {
+			undo(func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) })
+		}
+		// Even with the music still playing, the party is better back in
+		// the call the phone is told it has than left outside it.
+		undo(func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) })
+		if len(uerrs) > 0 {
+			a.log.Warn("hold failed and the far party could not be put back into the call", "call", c.String(), "channel", far, "err", errors.Join(uerrs...))
+		}
+	}
+	return a.stepFailed(op, c, l, far, err)
+}
+
+// mayHaveRun says a failed request may have been carried out all the same:
+// Asterisk did not answer it (a timeout, a dropped connection). One it
+// refused was not, nor one never sent for want of a connection: rest
+// returns the bare pbx.ErrUnavailable for it, hence the identity check.
+func mayHaveRun(err error) bool {
+	return httpStatus(err) == 0 && err != pbx.ErrUnavailable
+}
+
+// partyGone says an undo's request failed because the call is ending:
+// Asterisk answers 404 for a gone channel (/channels/{id}/...) or bridge,
+// and 400 "Channel not found" when a bridge's addChannel or removeChannel
+// names a gone channel. The hangup's events clear the connection.
+func partyGone(err error) bool {
+	st := httpStatus(err)
+	return st == http.StatusNotFound || st == http.StatusBadRequest
 }
 
 // Retrieve takes a call held by the bridge back.
@@ -98,7 +151,8 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	bridge := l.call.bridge
 	a.mu.Unlock()
 
-	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }); err != nil && httpStatus(err) != 404 {
+	// Asterisk answers 204 even when no music plays: a refusal is one.
+	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }); err != nil {
 		return a.retrieveFailed(ctx, op, c, l, far, bridge, false, err)
 	}
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) }); err != nil {
@@ -123,14 +177,16 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 // in silence. joining says the failed request was the re-join (the music
 // was stopped). A request Asterisk did not answer (a timeout, a dropped
 // connection) may have been carried out all the same, so its undo is done
-// too; Asterisk refuses taking out a party that never joined (422), which
-// is the state wanted. A call that ended needs no undo: its channels are
-// gone and the connection has been reported cleared.
+// too. Asterisk 22 refuses taking out a party that never joined (422
+// "Channel not in this bridge"), which is the state wanted, and answers 204
+// to starting the music that still plays, which changes nothing. A call
+// that ended needs no undo: its channels are gone and the connection has
+// been reported cleared.
 func (a *Adapter) retrieveFailed(ctx context.Context, op string, c pbx.CallRef, l *leg, far, bridge string, joining bool, err error) error {
 	a.mu.Lock()
 	ended := !a.live(l) || a.ended.has(far)
 	a.mu.Unlock()
-	unanswered := httpStatus(err) == 0
+	unanswered := mayHaveRun(err)
 	if !ended && (joining || unanswered) {
 		ctx = context.WithoutCancel(ctx)
 		var uerr error
@@ -145,7 +201,7 @@ func (a *Adapter) retrieveFailed(ctx context.Context, op string, c pbx.CallRef, 
 		if uerr == nil {
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) })
 		}
-		if uerr != nil && httpStatus(uerr) != http.StatusNotFound {
+		if uerr != nil && !partyGone(uerr) {
 			a.log.Warn("retrieve failed and the far party could not be put back on hold", "call", c.String(), "channel", far, "err", uerr)
 		}
 	}

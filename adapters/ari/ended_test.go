@@ -382,8 +382,8 @@ func TestTransferFailureRestoresFarParties(t *testing.T) {
 			if ch := h.fake.BridgeChannels(consultBridge); !slices.Contains(ch, a3) {
 				t.Errorf("consultation party left its bridge: %v", ch)
 			}
-			// Asterisk may stop a channel's music on hold when it joins a
-			// bridge; the bridge's own hold is started again.
+			// The bridge's own hold is started again: harmless on Asterisk
+			// 22, which keeps the music playing across bridges.
 			mohStarts := 0
 			for _, r := range h.fake.Requests() {
 				if r.Method == "POST" && r.Path == "/channels/"+a1+"/moh" {

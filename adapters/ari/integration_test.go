@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,6 +272,98 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		pbxtest.PhoneState(t, ctx, out, testphone.StateEnded)
 		e.on(ref, pbx.EventCleared)
 		e.on(callerRef, pbx.EventCleared)
+	})
+
+	// HoldCall's and RetrieveCall's undos, after a request Asterisk did not
+	// answer, repeat or reverse it without knowing whether it was carried
+	// out. They rely on these answers when there is nothing to undo.
+	e.run("requests the hold and retrieve undos rely on", func(t *testing.T) {
+		ctx := itCtx(t)
+		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
+		if err := in.Answer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
+		ref := offered.Call
+		e.on(ref, pbx.EventConnected)
+		e.on(orig.Call, pbx.EventConnected)
+		e.a.mu.Lock()
+		l := e.a.legs[ref]
+		var far, bridge string
+		if l != nil && l.call != nil {
+			far, _ = e.a.farOf(l)
+			bridge = l.call.bridge
+		}
+		e.a.mu.Unlock()
+		if far == "" || bridge == "" {
+			t.Fatalf("connection %s: far party %q, bridge %q; want an owned, bridged call", ref, far, bridge)
+		}
+		req := func(what string, fn func(ari.Client) error) int {
+			t.Helper()
+			err := e.a.rest(ctx, fn)
+			if err != nil && httpStatus(err) == 0 {
+				t.Fatalf("%s: %v", what, err)
+			}
+			t.Logf("%s: %d (%v)", what, httpStatus(err), err)
+			return httpStatus(err)
+		}
+		inBridge := func() bool {
+			t.Helper()
+			var d *ari.BridgeData
+			if err := e.a.rest(ctx, func(x ari.Client) (err error) { d, err = x.Bridge().Data(bridgeKey(bridge)); return }); err != nil {
+				t.Fatalf("bridge %s: %v", bridge, err)
+			}
+			return slices.Contains(d.ChannelIDs, far)
+		}
+		addFar := func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) }
+		removeFar := func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), far) }
+		startMusic := func(x ari.Client) error { return x.Channel().MOH(chanKey(far), e.a.opts.MOHClass) }
+		stopMusic := func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }
+
+		// (1) The party is added to the bridge it is in: 204, it stays.
+		if st := req("addChannel, already in the bridge", addFar); st != 0 {
+			t.Errorf("addChannel for a channel in the bridge answered %d, want 204", st)
+		}
+		if !inBridge() {
+			t.Error("the far party left the bridge it was added to again")
+		}
+		// (4) Music that does not play is stopped: 204.
+		if st := req("stop music, none playing", stopMusic); st != 0 {
+			t.Errorf("stopping music that does not play answered %d, want 204", st)
+		}
+		if err := e.a.Hold(ctx, ref); err != nil {
+			t.Fatalf("Hold: %v", err)
+		}
+		e.on(ref, pbx.EventHeld)
+		// (3) The music that plays is started again: 204.
+		if st := req("start music, playing", startMusic); st != 0 {
+			t.Errorf("starting music that plays answered %d, want 204", st)
+		}
+		// (2) The party is taken out of a bridge it is not in: 422.
+		if st := req("removeChannel, not in the bridge", removeFar); st != http.StatusUnprocessableEntity {
+			t.Errorf("removeChannel for a channel not in the bridge answered %d, want 422", st)
+		}
+		if inBridge() {
+			t.Error("the held far party is in the bridge")
+		}
+		if err := e.a.Retrieve(ctx, ref); err != nil {
+			t.Fatalf("Retrieve: %v", err)
+		}
+		e.on(ref, pbx.EventRetrieved)
+		if !inBridge() {
+			t.Error("the retrieved far party is not in the bridge")
+		}
+		// (The caller's connected line may still be settling: party
+		// changes are not the requests' doing.)
+		e.log.None(e.t, "state change from the repeated requests", func(ev pbx.Event) bool {
+			return (ev.Call == ref || ev.Call == orig.Call) && ev.Kind != pbx.EventPartyChanged
+		})
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		e.on(ref, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
 	})
 
 	e.run("AnswerCall on a phone that ignores auto-answer", func(t *testing.T) {

@@ -22,28 +22,41 @@ func TestRetrieveFailureKeepsCallHeld(t *testing.T) {
 		// returns the gate of a request held without an answer (nil if
 		// Asterisk answers with an error instead).
 		fail func(f *fakeari.Server, far, bridge string) *fakeari.Gate
+		// The held request is lost (the connection breaks) rather than
+		// given up on by the CTI client.
+		drop bool
 		// The retrieve's requests to Asterisk, its undo's included, in order.
 		requests []string
 	}{
 		{"re-join refused", func(f *fakeari.Server, far, b string) *fakeari.Gate {
 			f.Fail("POST", "/bridges/"+b+"/addChannel", 500, internalError, 1)
 			return nil
-		}, []string{"DELETE /channels/{far}/moh", "POST /bridges/{bridge}/addChannel", "POST /channels/{far}/moh"}},
+		}, false, []string{"DELETE /channels/{far}/moh", "POST /bridges/{bridge}/addChannel", "POST /channels/{far}/moh"}},
 		// Asterisk put the far party back in the bridge but its answer
 		// never came: it is taken out again before the music restarts.
 		{"re-join unanswered", func(f *fakeari.Server, far, b string) *fakeari.Gate {
 			return f.HoldReply(request("POST", "/bridges/"+b+"/addChannel"))
-		}, []string{"DELETE /channels/{far}/moh", "POST /bridges/{bridge}/addChannel",
+		}, false, []string{"DELETE /channels/{far}/moh", "POST /bridges/{bridge}/addChannel",
+			"POST /bridges/{bridge}/removeChannel", "POST /channels/{far}/moh"}},
+		// The far party never re-joined: Asterisk refuses taking it out
+		// (422 "Channel not in this bridge"), and the music restarts.
+		{"re-join lost", func(f *fakeari.Server, far, b string) *fakeari.Gate {
+			return f.HoldRequest(request("POST", "/bridges/"+b+"/addChannel"))
+		}, true, []string{"DELETE /channels/{far}/moh", "POST /bridges/{bridge}/addChannel",
 			"POST /bridges/{bridge}/removeChannel", "POST /channels/{far}/moh"}},
 		// The music may have stopped: it is started again.
 		{"stopping the music unanswered", func(f *fakeari.Server, far, b string) *fakeari.Gate {
 			return f.HoldReply(request("DELETE", "/channels/"+far+"/moh"))
-		}, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/moh"}},
+		}, false, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/moh"}},
+		// The music still plays: starting it again is harmless (204).
+		{"stopping the music lost", func(f *fakeari.Server, far, b string) *fakeari.Gate {
+			return f.HoldRequest(request("DELETE", "/channels/"+far+"/moh"))
+		}, true, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/moh"}},
 		// Asterisk refused to stop the music: nothing to undo.
 		{"stopping the music refused", func(f *fakeari.Server, far, b string) *fakeari.Gate {
 			f.Fail("DELETE", "/channels/"+far+"/moh", 500, internalError, 1)
 			return nil
-		}, []string{"DELETE /channels/{far}/moh"}},
+		}, false, []string{"DELETE /channels/{far}/moh"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -62,9 +75,15 @@ func TestRetrieveFailureKeepsCallHeld(t *testing.T) {
 			n := len(h.fake.Requests())
 
 			var err error
-			if g == nil {
+			switch {
+			case g == nil:
 				err = h.a.Retrieve(ctx, ref)
-			} else {
+			case c.drop:
+				errc := run(func() error { return h.a.Retrieve(ctx, ref) })
+				arrived(t, g, "retrieve's request")
+				g.Drop()
+				err = result(t, errc, "retrieve")
+			default:
 				// The CTI client gives up waiting for Asterisk's answer.
 				t.Cleanup(g.Release)
 				rctx, cancel := context.WithCancel(ctx)

@@ -269,7 +269,9 @@ func (a *Adapter) transferFailed(ctx context.Context, op, bridge string, moved, 
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), p.id) })
 		}
 		if uerr == nil && p.moh {
-			// Joining a bridge may have stopped its music on hold.
+			// Asterisk 22 keeps music on hold playing across bridges, and
+			// starting the class that plays changes nothing (204); this
+			// only matters if a later Asterisk stops it on a bridge change.
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(p.id), a.opts.MOHClass) })
 		}
 		if uerr != nil && httpStatus(uerr) != 404 {

@@ -866,6 +866,10 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		c.Vars[p["variable"]] = p["value"]
 		s.emitIf("ChannelVarset", c, map[string]any{"variable": p["variable"], "value": p["value"]})
 	case "ring POST", "ring DELETE", "hold POST", "hold DELETE", "dtmf POST":
+	// Asterisk 22.10.1 answers 204 to both whatever the music does: starting
+	// the class that already plays changes nothing, stopping music that
+	// does not play is a no-op. The music keeps playing when the channel
+	// joins a bridge.
 	case "moh POST":
 		c.MOH = true
 	case "moh DELETE":
@@ -1010,34 +1014,44 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 		return 405, msg("Method not allowed")
 	}
 	switch parts[1] + " " + method {
+	// Both answer like Asterisk 22.10.1 (checked on a real one): a missing,
+	// unknown or non-Stasis channel in the list refuses the whole request
+	// before anything is done.
 	case "addChannel POST":
-		for _, id := range strings.Split(p["channel"], ",") {
-			c := s.channels[id]
-			if c == nil {
-				return 400, msg("Channel not found")
-			}
-			if !c.InStasis {
-				return 422, msg("Channel not in Stasis application")
-			}
-			if old := s.bridges[c.Bridge]; old != nil && old != b {
+		cs, status, body := s.stasisChannels(p["channel"])
+		if cs == nil {
+			return status, body
+		}
+		for _, c := range cs {
+			// Asterisk takes a channel out of whatever bridge it is in,
+			// this one included, before it joins: adding a channel to the
+			// bridge it is already in answers 204 and sends its
+			// ChannelLeftBridge and ChannelEnteredBridge for that bridge.
+			if old := s.bridges[c.Bridge]; old != nil {
 				old.Channels = remove(old.Channels, c.ID)
+				c.Bridge = ""
 				s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(old)})
 			}
-			if c.Bridge != b.ID {
-				c.Bridge = b.ID
-				b.Channels = append(b.Channels, c.ID)
-				s.event("ChannelEnteredBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
-			}
+			c.Bridge = b.ID
+			b.Channels = append(b.Channels, c.ID)
+			s.event("ChannelEnteredBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 		}
 		return 204, nil
 	case "removeChannel POST":
-		c := s.channels[p["channel"]]
-		if c == nil || c.Bridge != b.ID {
-			return 422, msg("Channel not in this bridge")
+		cs, status, body := s.stasisChannels(p["channel"])
+		if cs == nil {
+			return status, body
 		}
-		c.Bridge = ""
-		b.Channels = remove(b.Channels, c.ID)
-		s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
+		for _, c := range cs {
+			if c.Bridge != b.ID {
+				return 422, msg("Channel not in this bridge")
+			}
+		}
+		for _, c := range cs {
+			c.Bridge = ""
+			b.Channels = remove(b.Channels, c.ID)
+			s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
+		}
 		return 204, nil
 	case "moh POST":
 		b.MOH = true
@@ -1047,6 +1061,28 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 		return 204, nil
 	}
 	return 404, msg("Resource not found")
+}
+
+// stasisChannels looks up the channel parameter of addChannel and
+// removeChannel (a comma separated list). When it is not usable it returns
+// nil and Asterisk's answer: 400 for a missing parameter or an unknown
+// channel, 422 for a channel outside Stasis.
+func (s *Server) stasisChannels(param string) ([]*Channel, int, any) {
+	if param == "" {
+		return nil, 400, msg("Missing parameter channel")
+	}
+	var cs []*Channel
+	for _, id := range strings.Split(param, ",") {
+		c := s.channels[id]
+		if c == nil {
+			return nil, 400, msg("Channel not found")
+		}
+		if !c.InStasis {
+			return nil, 422, msg("Channel not in Stasis application")
+		}
+		cs = append(cs, c)
+	}
+	return cs, 0, nil
 }
 
 func (s *Server) createBridge(id string, p map[string]string) (int, any) {

@@ -2,6 +2,7 @@ package fakeari
 
 import (
 	"context"
+	"net/http"
 	"sync"
 )
 
@@ -16,6 +17,7 @@ type Gate struct {
 	arrived chan struct{}
 	release chan struct{}
 	once    sync.Once
+	dropped bool // set by Drop before release is closed
 }
 
 // HoldRequest makes the next request match accepts wait before it takes
@@ -41,8 +43,20 @@ func (s *Server) addGate(match func(Request) bool, afterEffect bool) *Gate {
 func (g *Gate) Arrived() <-chan struct{} { return g.arrived }
 
 // Release lets the held request go on (or the next one through, if none
-// has arrived yet). It may be called more than once.
+// has arrived yet). It may be called more than once; the first of Release
+// and Drop decides.
 func (g *Gate) Release() { g.once.Do(func() { close(g.release) }) }
+
+// Drop loses the held request (or the next one, if none has arrived yet):
+// the connection breaks without an answer. A request held by HoldRequest
+// is then never carried out; one held by HoldReply was. It may be called
+// more than once; the first of Release and Drop decides.
+func (g *Gate) Drop() {
+	g.once.Do(func() {
+		g.dropped = true
+		close(g.release)
+	})
+}
 
 // takeGate picks the gate for a request; called with s.mu held.
 func (s *Server) takeGate(r Request) *Gate {
@@ -55,11 +69,15 @@ func (s *Server) takeGate(r Request) *Gate {
 	return nil
 }
 
-// hold waits for the release; false when the client gave up first.
+// hold waits for the release; false when the client gave up first. A
+// dropped request ends the handler with the connection broken.
 func (g *Gate) hold(ctx context.Context) bool {
 	close(g.arrived)
 	select {
 	case <-g.release:
+		if g.dropped {
+			panic(http.ErrAbortHandler)
+		}
 		return true
 	case <-ctx.Done():
 		return false
