@@ -100,6 +100,7 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 	case "StasisStart":
 		ch, _ := a.track(ev.Channel)
 		ch.inStasis = true
+		ch.stasisAt = dialplanPos{ev.Channel.Dialplan.Context, ev.Channel.Dialplan.Exten, ev.Channel.Dialplan.Priority}
 		// A channel the adapter let go of (a transfer continued it into the
 		// dialplan) that comes back belongs to its new call in full.
 		if c := a.callOf[ch.id]; c == nil {

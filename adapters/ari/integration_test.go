@@ -274,9 +274,10 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		e.on(callerRef, pbx.EventCleared)
 	})
 
-	// HoldCall's and RetrieveCall's undos, after a request Asterisk did not
-	// answer, repeat or reverse it without knowing whether it was carried
-	// out. They rely on these answers when there is nothing to undo.
+	// HoldCall's, RetrieveCall's and TransferCall's undos, after a request
+	// Asterisk did not answer, repeat or reverse it without knowing whether
+	// it was carried out. They rely on these answers when there is nothing
+	// to undo.
 	e.run("requests the hold and retrieve undos rely on", func(t *testing.T) {
 		ctx := itCtx(t)
 		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
@@ -475,12 +476,31 @@ func TestIntegrationRealAsterisk(t *testing.T) {
 		}
 		e.on(offered.Call, pbx.EventConnected)
 		pbxtest.PhoneState(t, ctx, out, testphone.StateConnected)
+		// A Continue Asterisk did not answer is told carried out or not by
+		// the far party's dialplan position: where it entered the
+		// application for as long as it is in it.
+		e.a.mu.Lock()
+		var far string
+		var at dialplanPos
+		if l := e.a.legs[offered.Call]; l != nil {
+			far, _ = e.a.farOf(l)
+			if ch := e.a.chans[far]; ch != nil {
+				at = ch.stasisAt
+			}
+		}
+		e.a.mu.Unlock()
+		if done, err := e.a.continueDone(ctx, far, at); err != nil || done {
+			t.Errorf("far party %s before the transfer: continued %v (%v), want false", far, done, err)
+		}
 		if err := e.a.SingleStepTransfer(ctx, offered.Call, "sip:"+a3+"@pbx"); err != nil {
 			t.Fatalf("SingleStepTransfer: %v", err)
 		}
 		e.on(offered.Call, pbx.EventTransferred)
 		if c := e.on(offered.Call, pbx.EventCleared); c.Cause != pbx.CauseTransferred {
 			t.Errorf("transferring leg cleared with %s, want transferred", c.Cause)
+		}
+		if done, err := e.a.continueDone(ctx, far, at); err != nil || !done {
+			t.Errorf("far party %s after the transfer: continued %v (%v), want true", far, done, err)
 		}
 		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
 		target, err := e.phones[a3].Incoming(ctx)

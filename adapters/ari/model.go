@@ -33,6 +33,9 @@ type channel struct {
 	connected  wireParty
 	exten      string // dialplan extension when first seen (the number dialled)
 	inStasis   bool
+	// stasisAt is where in the dialplan the channel last entered the
+	// application; Asterisk keeps it there while the channel is in Stasis.
+	stasisAt   dialplanPos
 	bridge     string
 	dialStatus string // last Dial status involving this channel
 	peer       string // the other channel of a Dial, when known
@@ -42,6 +45,12 @@ type channel struct {
 	// released channels leave their owned call without taking the other
 	// party down (transfer, swap, continue).
 	released bool
+}
+
+// dialplanPos is a channel's position in the dialplan.
+type dialplanPos struct {
+	context, exten string
+	priority       int64
 }
 
 // leg is one connection of a mapped extension (a pbx.CallRef).

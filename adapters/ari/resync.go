@@ -192,6 +192,9 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 			ch.connected = wireParty{Name: d.Connected.Name, Number: d.Connected.Number}
 		}
 		ch.inStasis = s.call != ""
+		if ch.inStasis && d.Dialplan != nil {
+			ch.stasisAt = dialplanPos{d.Dialplan.Context, d.Dialplan.Exten, d.Dialplan.Priority}
+		}
 		a.chans[d.ID] = ch
 
 		// Owned calls: group Stasis channels by their CSTA_CALL variable.

@@ -142,6 +142,17 @@ func TestBridgeRestartKeepsIDs(t *testing.T) {
 		t.Errorf("after bridge restart: %+v (want %s=-9, 1001/%s=12)", sync.Calls, ref, aID)
 	}
 	h2.expectKind(pbx.EventLink)
+	// Where the caller entered the application is read back too: a
+	// transfer's check of an unanswered continue compares with it.
+	h2.a.mu.Lock()
+	var at dialplanPos
+	if ch := h2.a.chans[aID]; ch != nil {
+		at = ch.stasisAt
+	}
+	h2.a.mu.Unlock()
+	if c := f.Channel(aID); c == nil || at != (dialplanPos{c.Context, c.Exten, int64(c.Priority)}) || at.exten != "1002" {
+		t.Errorf("caller entered the application at %+v after bridge restart, want where it is: %+v", at, c)
+	}
 	// And it still owns the call.
 	if err := h2.a.Hold(ctxT(t), ref); err != nil {
 		t.Fatalf("Hold after bridge restart: %v", err)

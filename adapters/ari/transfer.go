@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -40,38 +41,37 @@ func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destina
 	}
 	held := l.heldBy
 	fch.released = true
-	legID := l.ch.id
+	legID, at := l.ch.id, fch.stasisAt
 	a.mu.Unlock()
 
 	if held {
-		_ = a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) })
+		// Sent on with the music still playing, the far party could hear
+		// it in its new call (Asterisk 22 keeps it playing when a channel
+		// joins a bridge): the transfer is not done. Music that may have
+		// stopped is started again.
+		if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().StopMOH(chanKey(far)) }); err != nil {
+			return a.singleStepFailed(ctx, op, c, l, fch, legID, mayHaveRun(err), err)
+		}
 	}
-	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Continue(chanKey(far), a.opts.Context, number, 1) }); err != nil {
-		a.mu.Lock()
-		fch.released = false
-		farEnded, legEnded := a.ended.has(far), !a.live(l)
-		a.mu.Unlock()
-		// While the far party was released, the two-party rule left the
-		// call alone when one side hung up; it applies now.
-		var orphan string
+	err = a.rest(ctx, func(x ari.Client) error { return x.Channel().Continue(chanKey(far), a.opts.Context, number, 1) })
+	if err != nil && mayHaveRun(err) {
+		// The far party cannot be brought back from the dialplan: if the
+		// Continue was carried out the transfer is done, and the leg must
+		// not stay behind in a call with no one.
+		done, verr := a.continueDone(context.WithoutCancel(ctx), far, at)
 		switch {
-		case farEnded && legEnded:
-		case farEnded:
-			orphan = legID
-		case legEnded:
-			orphan = far
-		case held:
-			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) })
+		case httpStatus(verr) == http.StatusNotFound:
+			// The far party hung up: its end is reported from its events.
+		case verr != nil:
+			a.log.Warn("Asterisk did not answer a transfer's continue, and whether it was carried out cannot be told; taken as not done",
+				"call", c.String(), "channel", far, "err", err, "check", verr)
+		case done:
+			a.log.Warn("Asterisk did not answer a transfer's continue but carried it out", "call", c.String(), "channel", far, "err", err)
+			err = nil
 		}
-		if orphan != "" {
-			if herr := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(orphan), "normal") }); herr != nil && httpStatus(herr) != 404 {
-				a.log.Warn("cannot hang up the rest of a call that ended during a transfer", "call", c.String(), "channel", orphan, "err", herr)
-			}
-		}
-		if farEnded || legEnded {
-			return fmt.Errorf("%w (asterisk: %v)", errEnded(op, c), err)
-		}
-		return wrap(op, c, err)
+	}
+	if err != nil {
+		return a.singleStepFailed(ctx, op, c, l, fch, legID, held, err)
 	}
 	a.mu.Lock()
 	// The far party is on its way to the destination whatever happened to
@@ -87,6 +87,65 @@ func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destina
 		a.log.Warn("transfer done but the extension's leg could not be hung up", "call", c.String(), "err", err)
 	}
 	return nil
+}
+
+// continueDone finds out whether a Continue Asterisk did not answer was
+// carried out. While a channel is in the application Asterisk keeps its
+// dialplan position where it entered (at); a Continue moves it to the
+// destination, from where the dialplan takes it on (for a mapped
+// extension, through the snippet back into the application as a new
+// call). So a channel still at at was not continued. One case is misread:
+// a Continue Asterisk has taken but not yet carried out when it answers
+// the position (it carries out a channel's queued requests within
+// milliseconds, and the position is read only after the answer to the
+// Continue was given up on).
+func (a *Adapter) continueDone(ctx context.Context, id string, at dialplanPos) (bool, error) {
+	if at == (dialplanPos{}) {
+		return false, errors.New("where the channel entered the application is not known")
+	}
+	var d *ari.ChannelData
+	if err := a.rest(ctx, func(x ari.Client) (err error) { d, err = x.Channel().Data(chanKey(id)); return }); err != nil {
+		return false, err
+	}
+	if d == nil || d.Dialplan == nil {
+		return false, errors.New("Asterisk gave no dialplan position")
+	}
+	return dialplanPos{d.Dialplan.Context, d.Dialplan.Exten, d.Dialplan.Priority} != at, nil
+}
+
+// singleStepFailed puts a single step transfer that could not be done
+// back: the far party (fch) belongs to the call again, and music says its
+// music on hold may have been stopped and is started again. While the far
+// party was released, the two-party rule left the call alone when one side
+// hung up; it applies now.
+func (a *Adapter) singleStepFailed(ctx context.Context, op string, c pbx.CallRef, l *leg, fch *channel, legID string, music bool, err error) error {
+	far := fch.id
+	a.mu.Lock()
+	fch.released = false
+	farEnded, legEnded := a.ended.has(far), !a.live(l)
+	a.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	var orphan string
+	switch {
+	case farEnded && legEnded:
+	case farEnded:
+		orphan = legID
+	case legEnded:
+		orphan = far
+	case music:
+		if merr := a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) }); merr != nil && !partyGone(merr) {
+			a.log.Warn("transfer failed and the far party could not be put back on music on hold", "call", c.String(), "channel", far, "err", merr)
+		}
+	}
+	if orphan != "" {
+		if herr := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(orphan), "normal") }); herr != nil && httpStatus(herr) != 404 {
+			a.log.Warn("cannot hang up the rest of a call that ended during a transfer", "call", c.String(), "channel", orphan, "err", herr)
+		}
+	}
+	if farEnded || legEnded {
+		return fmt.Errorf("%w (asterisk: %v)", errEnded(op, c), err)
+	}
+	return wrap(op, c, err)
 }
 
 // destinationNumber takes a number or a SIP URI as the CTI client wrote it
@@ -165,7 +224,14 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	// Adding a channel moves it out of its current bridge.
 	for i, p := range parties {
 		if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(nc.id), p.id) }); err != nil {
-			return a.transferFailed(ctx, op, nc.id, parties[:i], parties, nil, err)
+			moved := parties[:i]
+			if mayHaveRun(err) {
+				// Asterisk did not answer: the party may be in the new
+				// bridge all the same, and deleting it would leave the
+				// party outside any bridge in silence.
+				moved = parties[:i+1]
+			}
+			return a.transferFailed(ctx, op, nc.id, moved, parties, nil, err)
 		}
 	}
 	a.mu.Lock()
@@ -211,10 +277,14 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		}
 	}
 	a.mu.Unlock()
-	// Either call may have been held by the bridge.
+	// Either call may have been held by the bridge; the music would go on
+	// playing in the new bridge.
 	for _, p := range parties {
-		if p.moh {
-			_ = a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().StopMOH(chanKey(p.id)) })
+		if !p.moh {
+			continue
+		}
+		if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().StopMOH(chanKey(p.id)) }); err != nil && !partyGone(err) {
+			a.log.Warn("transfer done but music on hold could not be stopped for a far party", "call", p.ref.String(), "channel", p.id, "err", err)
 		}
 	}
 	var errs []error
@@ -250,8 +320,12 @@ func (a *Adapter) transferSideEnded(parties []xferParty) *xferParty {
 }
 
 // transferFailed undoes a transfer that could not be finished: the far
-// parties already moved go back where they were, and the new bridge goes.
-// The error names the side that ended (side, or the one found now), if
+// parties that moved, or may have (their request got no answer), go back
+// where they were, and the new bridge goes. Going back is the same whether
+// a party moved or not: Asterisk 22 answers 204 to adding a channel to the
+// bridge it is in (it leaves and re-enters), and 422 "Channel not in this
+// bridge" to taking out one that never joined, which is where it should
+// be. The error names the side that ended (side, or the one found now), if
 // one did, or else the failed request err.
 func (a *Adapter) transferFailed(ctx context.Context, op, bridge string, moved, parties []xferParty, side *xferParty, err error) error {
 	ctx = context.WithoutCancel(ctx)
@@ -267,6 +341,9 @@ func (a *Adapter) transferFailed(ctx context.Context, op, bridge string, moved, 
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(p.bridge), p.id) })
 		} else {
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Bridge().RemoveChannel(bridgeKey(bridge), p.id) })
+			if httpStatus(uerr) == http.StatusUnprocessableEntity {
+				uerr = nil
+			}
 		}
 		if uerr == nil && p.moh {
 			// Asterisk 22 keeps music on hold playing across bridges, and
@@ -274,7 +351,7 @@ func (a *Adapter) transferFailed(ctx context.Context, op, bridge string, moved, 
 			// only matters if a later Asterisk stops it on a bridge change.
 			uerr = a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(p.id), a.opts.MOHClass) })
 		}
-		if uerr != nil && httpStatus(uerr) != 404 {
+		if uerr != nil && !partyGone(uerr) {
 			a.log.Warn("transfer failed and a far party could not be put back", "call", p.ref.String(), "channel", p.id, "err", uerr)
 		}
 	}

@@ -76,6 +76,7 @@ type bridge struct {
 
 type fault struct {
 	method, path string
+	match        func(Request) bool // instead of method and path, if set
 	status       int
 	body         string
 	times        int
@@ -700,7 +701,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	delay := s.delay
 	var f *fault
 	for _, x := range s.faults {
-		if x.times > 0 && x.method == r.Method && strings.Contains(path, x.path) {
+		if x.times > 0 && x.matches(req) {
 			x.times--
 			f = x
 			break

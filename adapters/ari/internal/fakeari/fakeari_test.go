@@ -201,3 +201,36 @@ func (s eventStream) skip(t *testing.T, typ, id string) {
 		}
 	}
 }
+
+// FailRequest refuses only the requests its matcher picks, as many times
+// as asked; the others are carried out.
+func TestFailRequest(t *testing.T) {
+	f := New(Options{Endpoints: []string{"PJSIP/1001"}})
+	t.Cleanup(f.Close)
+	f.FailRequest(func(r Request) bool { return r.Method == "POST" && r.Params["bridgeId"] == "b2" }, 500, `{"message":"Internal Server Error"}`, 1)
+	post := func(id string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", f.URL+"/bridges?bridgeId="+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(f.opts.User, f.opts.Pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		id   string
+		want int
+	}{{"b1", 200}, {"b2", 500}, {"b3", 200}, {"b2", 200}} {
+		if got := post(c.id); got != c.want {
+			t.Errorf("creating bridge %s answered %d, want %d", c.id, got, c.want)
+		}
+	}
+	if got := strings.Join(f.Bridges(), ","); got != "b1,b2,b3" {
+		t.Errorf("bridges %s, want b1,b2,b3", got)
+	}
+}
