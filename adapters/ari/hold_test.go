@@ -19,18 +19,11 @@ import (
 // connected, no "held", and the CTI client gets the fault. A later
 // HoldCall works.
 func TestHoldFailureKeepsCallConnected(t *testing.T) {
-	const internalError = `{"message":"Internal Server Error"}`
-	type lost int // how the failing request goes wrong
-	const (
-		refusedWith500 lost = iota
-		replyHeld           // carried out, the CTI client gives up waiting for the answer
-		dropped             // never carried out, the connection breaks
-	)
 	for _, c := range []struct {
 		name string
 		// request is the failing one, given the far party and the bridge.
 		request func(far, bridge string) (method, path string)
-		how     lost
+		how     lostHow // see transfer_test.go
 		// The hold's requests to Asterisk, its undo's included, in order.
 		requests []string
 	}{
