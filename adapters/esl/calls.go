@@ -2,6 +2,7 @@ package esl
 
 import (
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,12 @@ type leg struct {
 	remote pbx.Party
 	sipID  string
 	cstaID int
-	talk   bool // the phone takes BroadSoft talk/hold NOTIFYs (an *allow_events variable)
+	// headers are the custom headers of the INVITE FreeSWITCH sent the
+	// phone ($sip_header), reported with Offered or Originated only: a
+	// later event (the auto-answer call of an answer swap) must not
+	// replace what the phone was first offered.
+	headers map[string]string
+	talk    bool // the phone takes BroadSoft talk/hold NOTIFYs (an *allow_events variable)
 	// presence is the channel's presence id (user@domain): where the
 	// directory is asked for csta_allow_events (see Adapter.usePhoneEvents).
 	presence string
@@ -282,11 +288,13 @@ func (s *callState) handle(ev chEvent) {
 	if ev.SIPCallID != "" {
 		l.sipID = ev.SIPCallID
 	}
+	l.takeHeaders(ev)
 	if l.offerPending && (l.sipID != "" || ev.Name != "CHANNEL_CREATE") {
 		// Any later event means the call moved on: report the offer
 		// before it, with or without Call-ID.
 		l.offerPending = false
-		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID,
+			Headers: l.offerHeaders(), CSTAID: l.cstaID})
 	}
 	if advertisesTalk(ev.AllowEvents) {
 		l.talk = true
@@ -373,6 +381,26 @@ func newLeg(ev chEvent, ext string) *leg {
 	return l
 }
 
+// takeHeaders keeps the INVITE headers of the first event that has any.
+// Only a channel FreeSWITCH called out on (Call-Direction outbound) sent
+// the phone an INVITE; on a channel the phone called in on, sip_h_*
+// variables hold what the phone itself sent.
+func (l *leg) takeHeaders(ev chEvent) {
+	if l.headers == nil && ev.Dir == "outbound" && len(ev.SIPHeaders) > 0 {
+		l.headers = ev.SIPHeaders
+	}
+}
+
+// offerHeaders are the headers reported with the leg's Offered or
+// Originated: none for an answer swap's auto-answer call, which stands in
+// for a connection already offered.
+func (l *leg) offerHeaders() map[string]string {
+	if l.swapLeg {
+		return nil
+	}
+	return maps.Clone(l.headers)
+}
+
 // takeStoredID takes the csta_id stored on the leg's channel, except the
 // stale one of a failed MakeCall.
 func (l *leg) takeStoredID(n int) {
@@ -419,6 +447,7 @@ func (s *callState) adopt(ev chEvent) *leg {
 		l.other = ev.Other
 	}
 	l.sipID = ev.SIPCallID
+	l.takeHeaders(ev)
 	if p := s.remoteOf(l, ev); p.Number != "" {
 		l.remote = p
 	}
@@ -433,9 +462,11 @@ func (s *callState) adopt(ev chEvent) *leg {
 	case l.dir == pbx.Incoming && l.sipID == "" && strings.HasPrefix(ev.ChanName, "sofia/"):
 		l.offerPending = true
 	case l.dir == pbx.Incoming:
-		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		s.emit(pbx.Event{Kind: pbx.EventOffered, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID,
+			Headers: l.offerHeaders(), CSTAID: l.cstaID})
 	default:
-		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID,
+			Headers: l.offerHeaders(), CSTAID: l.cstaID})
 	}
 	return l
 }
@@ -449,7 +480,8 @@ func (s *callState) answered(l *leg) {
 	switch {
 	case l.makeCall:
 		// The device went off-hook: it now places the call.
-		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+		s.emit(pbx.Event{Kind: pbx.EventOriginated, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID,
+			Headers: l.offerHeaders(), CSTAID: l.cstaID})
 	case l.swapLeg:
 		// Connected once it is bridged to the caller.
 	default:

@@ -31,6 +31,10 @@ type chEvent struct {
 	DialedUser            string // variable_dialed_user
 	TransferDest          string // variable_transfer_destination ("blind:1003")
 	AllowEvents           string // any *allow_events variable, e.g. the directory variable csta_allow_events
+	// SIPHeaders are the custom headers mod_sofia puts on the INVITE of an
+	// outbound channel (variable_sip_h_<Name>, variable_alert_info), by
+	// canonical name; nil when there are none. See inviteHeaders.
+	SIPHeaders map[string]string
 
 	RegUser string // sofia::register/unregister/expire: from-user (username as fallback)
 
@@ -113,7 +117,54 @@ func decodeFields(get func(string) string, keys []string) chEvent {
 			e.AllowEvents += get(k)
 		}
 	}
+	e.SIPHeaders = inviteHeaders(get, keys)
 	return e
+}
+
+// sipHeaderVar prefixes the channel variables mod_sofia sends as extra
+// headers of the INVITE (sofia_glue_get_extra_headers, SOFIA_SIP_HEADER_PREFIX).
+const sipHeaderVar = "variable_sip_h_"
+
+// notCustom are the headers a Snom's $sip_header() does not give out
+// (the dialog's own headers), with the compact forms of those that have
+// one (RFC 3261 section 7.3.3), by canonical name.
+var notCustom = map[string]bool{
+	"Via": true, "To": true, "From": true, "Call-Id": true, "Expires": true,
+	"Route": true, "Record-Route": true, "Contact": true, "Content-Type": true,
+	"Cseq": true, "Content-Length": true, "Max-Forwards": true,
+	"V": true, "T": true, "F": true, "I": true, "M": true, "C": true, "L": true,
+}
+
+// inviteHeaders collects the headers FreeSWITCH adds to the INVITE of an
+// outbound channel: one per sip_h_<Name> variable, and Alert-Info from
+// alert_info. Names are canonicalised (the event socket's MIME parsing
+// has already changed the case of the part after "variable_", and the core
+// matches $sip_header names case-insensitively). Empty values are left out.
+func inviteHeaders(get func(string) string, keys []string) map[string]string {
+	var hs map[string]string
+	add := func(name, value string) {
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		if value == "" || name == "" || notCustom[name] {
+			return
+		}
+		if hs == nil {
+			hs = map[string]string{}
+		}
+		hs[name] = value
+	}
+	for _, k := range keys {
+		if len(k) > len(sipHeaderVar) && strings.EqualFold(k[:len(sipHeaderVar)], sipHeaderVar) {
+			add(k[len(sipHeaderVar):], get(k))
+		}
+	}
+	for _, k := range keys {
+		// alert_info is FreeSWITCH's own variable for Alert-Info; when a
+		// sip_h_Alert-Info is set too, the dedicated one is reported.
+		if strings.EqualFold(k, "variable_alert_info") {
+			add("Alert-Info", get(k))
+		}
+	}
+	return hs
 }
 
 // userPart returns the user of "1001@example.com", "sofia/internal/1001@host:port"

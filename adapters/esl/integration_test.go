@@ -302,6 +302,55 @@ func TestIntegration(t *testing.T) {
 		e.on(orig.Call, pbx.EventCleared)
 	})
 
+	e.run("custom INVITE headers reach the offer ($sip_header)", func(t *testing.T) {
+		ctx := itCtx(t)
+		// 77<ext> routes to <ext> with sip_h_X-Customer and alert_info
+		// exported to the called channel (see README.md); X-Caller-Ref is
+		// sent by the calling phone and copied to the called channel by
+		// mod_sofia (sip_copy_custom_headers).
+		out, err := e.phones[a3].Dial(ctx, "77"+a2, "X-Caller-Ref: ref 7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := e.phones[a2].Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"X-Customer":   "42",
+			"Alert-Info":   "<http://127.0.0.1/ring.wav>;info=alert-external",
+			"X-Caller-Ref": "ref 7",
+		}
+		for name, v := range want {
+			if got := in.Header(name); got != v {
+				t.Errorf("the phone's INVITE has %s %q, want %q", name, got, v)
+			}
+		}
+		offered := e.offeredFor(a2, in)
+		for name, v := range want {
+			if got := offered.Headers[name]; got != v {
+				t.Errorf("offered with %s %q, want %q (all: %v)", name, got, v, offered.Headers)
+			}
+		}
+		for _, name := range []string{"Via", "From", "To", "Call-Id", "Contact", "Cseq"} {
+			if v, ok := offered.Headers[name]; ok {
+				t.Errorf("offered with dialog header %s %q", name, v)
+			}
+		}
+		orig := e.log.Wait(t, "originated by "+a3, func(ev pbx.Event) bool {
+			return ev.Kind == pbx.EventOriginated && ev.Call.Ext == a3 && ev.SIPCallID == out.CallID()
+		})
+		if orig.Headers != nil {
+			t.Errorf("the calling phone's connection has headers %v: it received no INVITE", orig.Headers)
+		}
+		if err := out.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pbxtest.PhoneState(t, ctx, in, testphone.StateEnded)
+		e.on(offered.Call, pbx.EventCleared)
+		e.on(orig.Call, pbx.EventCleared)
+	})
+
 	e.run("ClearConnection rejects a ringing call", func(t *testing.T) {
 		ctx := itCtx(t)
 		out, in, orig, offered := e.dialAndOffer(ctx, a2, a1)
@@ -522,8 +571,16 @@ func TestIntegration(t *testing.T) {
 			t.Errorf("MakeCall's call to the device without auto-answer: Call-Info %q", own.Header("Call-Info"))
 		}
 		pbxtest.PhoneState(t, ctx, own, testphone.StateConnected)
-		if o := e.on(ref, pbx.EventOriginated); o.Remote.Number != a2 || o.CSTAID != 4711 {
+		o := e.on(ref, pbx.EventOriginated)
+		if o.Remote.Number != a2 || o.CSTAID != 4711 {
 			t.Errorf("originated: remote %+v csta %d", o.Remote, o.CSTAID)
+		}
+		// $sip_header() of the device: the auto-answer headers its INVITE had.
+		if v := o.Headers["Alert-Info"]; v == "" || v != own.Header("Alert-Info") {
+			t.Errorf("originated with Alert-Info %q, the device's INVITE had %q", v, own.Header("Alert-Info"))
+		}
+		if o.Headers["Call-Info"] == "" {
+			t.Errorf("originated without the Call-Info the device's INVITE had: %v", o.Headers)
 		}
 		far, err := e.phones[a2].Incoming(ctx)
 		if err != nil {

@@ -194,8 +194,12 @@ func TestAnswerBySwap(t *testing.T) {
 					return fakeesl.Reply{Body: "-ERR no origination_uuid"}
 				}
 				newLeg = m[1]
-				create := h.retag(find(t, basic, "CHANNEL_CREATE", basicB[:8]), newLeg).With("Other-Leg-Unique-ID", "")
-				ans := h.retag(find(t, basic, "CHANNEL_ANSWER", basicB[:8]), newLeg)
+				// The auto-answer call carries its own headers; they are
+				// not what the phone was offered the call with.
+				const callInfo = "<sip:127.0.0.1>;answer-after=0"
+				create := h.retag(find(t, basic, "CHANNEL_CREATE", basicB[:8]), newLeg).With("Other-Leg-Unique-ID", "").
+					With("variable_sip_h_Call-Info", callInfo)
+				ans := h.retag(find(t, basic, "CHANNEL_ANSWER", basicB[:8]), newLeg).With("variable_sip_h_Call-Info", callInfo)
 				return fakeesl.Reply{Body: "+OK " + newLeg + "\n", After: []fakeesl.Event{create, ans}}
 			})
 			sc.on("uuid_bridge "+cancA, func(cmd string) fakeesl.Reply {
@@ -208,9 +212,15 @@ func TestAnswerBySwap(t *testing.T) {
 			if err := h.a.Answer(ctxT(t), ref("1002", cancB)); err != nil {
 				t.Fatalf("Answer: %v", err)
 			}
-			got := describe(h.collect(func(e pbx.Event) bool { return e.Kind == pbx.EventConnected && e.Call.Ext == "1002" }))
+			after := h.collect(func(e pbx.Event) bool { return e.Kind == pbx.EventConnected && e.Call.Ext == "1002" })
+			got := describe(after)
 			if w := []string{"connected 1001"}; !equal(got[ref("1002", cancB)], w) {
 				t.Errorf("1002 events %q, want %q", got[ref("1002", cancB)], w)
+			}
+			for _, e := range after {
+				if e.Headers != nil {
+					t.Errorf("%v of %v carries the auto-answer call's headers %v", e.Kind, e.Call, e.Headers)
+				}
 			}
 			cmd, err := h.srv.WaitCommand(ctxT(t), "bgapi originate", 0)
 			if err != nil {
@@ -502,9 +512,19 @@ func TestMakeCall(t *testing.T) {
 		t.Errorf("originate\n got  %q\n want %q", cmd, want)
 	}
 	h.srv.Emit(onChannel(click[ringing:], id)...)
-	got := describe(h.collect(untilCleared(2)))
+	evs := h.collect(untilCleared(2))
+	got := describe(evs)
 	if w := []string{"originated 1002", "connected 1002", "cleared normal"}; !equal(got[call], w) {
 		t.Errorf("make call events %q, want %q", got[call], w)
+	}
+	// The phone's $sip_header() values are those of the auto-answer INVITE
+	// it received (the capture's device leg has sip_h_Call-Info).
+	for _, e := range evs {
+		if e.Kind == pbx.EventOriginated && e.Call == call {
+			if w := "<sip:127.0.0.1>;answer-after=0"; e.Headers["Call-Info"] != w || len(e.Headers) != 1 {
+				t.Errorf("originated with headers %v, want Call-Info %q", e.Headers, w)
+			}
+		}
 	}
 }
 

@@ -53,6 +53,7 @@ func (s *callState) fillFromDump(l *leg, ev chEvent) {
 		l.sipID = ev.SIPCallID
 	}
 	l.takeStoredID(ev.CSTAID)
+	l.takeHeaders(ev)
 	if advertisesTalk(ev.AllowEvents) {
 		l.talk = true
 	}
@@ -285,7 +286,8 @@ func (s *callState) applyLate(dumps []chEvent) int {
 			if l.dir == pbx.Outgoing {
 				kind = pbx.EventOriginated
 			}
-			s.emit(pbx.Event{Kind: kind, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID, CSTAID: l.cstaID})
+			s.emit(pbx.Event{Kind: kind, Call: l.ref(), Remote: l.remote, SIPCallID: l.sipID,
+				Headers: l.offerHeaders(), CSTAID: l.cstaID})
 			if ev.Answer == "answered" {
 				s.answered(l)
 			}
