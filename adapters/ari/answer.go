@@ -157,7 +157,10 @@ func (a *Adapter) answerAbandoned(ctx context.Context, op string, c pbx.CallRef,
 	// A placed channel not seen yet stays in a.swaps: when its events come
 	// it joins l, which has either ended (and says nothing more) or ends
 	// with it. Without the entry it would be announced as a new call.
-	refused := !a.live(l) && l.ch.id == newID && !callerGaveUp(l)
+	// The caller's own hang-up decides it when it came first: the new
+	// call's end may then be reported before or after it.
+	callerGone := callerGaveUp(l) || far != "" && a.ended.has(far)
+	refused := !a.live(l) && l.ch.id == newID && !callerGone
 	if a.live(l) {
 		// The caller went: the extension missed the call.
 		cc := pbx.CauseCancelled

@@ -12,13 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 )
 
 // reconnectBound is the issue's promise: back within 5 s of the PBX being
@@ -36,96 +35,12 @@ const reconnectBound = 5 * time.Second
 // request made during an outage must be answered well within it.
 const cstaDeadline = 3 * time.Second
 
-// e2eSink is the CTI server: it records every action URL, per extension.
-type e2eSink struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got map[string]chan e2eHit
-}
-
-type e2eHit struct{ event, cstaID string }
-
-func (h e2eHit) String() string { return h.event + ":" + h.cstaID }
-
-func newE2ESink(t *testing.T) *e2eSink {
-	s := &e2eSink{got: map[string]chan e2eHit{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		s.ch(q.Get("ext")) <- e2eHit{event: strings.TrimPrefix(r.URL.Path, "/"), cstaID: q.Get("csta_id")}
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *e2eSink) ch(ext string) chan e2eHit {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.got[ext]
-	if c == nil {
-		c = make(chan e2eHit, 256)
-		s.got[ext] = c
-	}
-	return c
-}
-
-// expect checks the next action URLs of ext, in order. An entry with a
-// colon ("hold:-1") checks the csta_id too.
-func (s *e2eSink) expect(t *testing.T, ext string, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		select {
-		case h := <-s.ch(ext):
-			got := h.event
-			if strings.Contains(w, ":") {
-				got = h.String()
-			}
-			if got != w {
-				t.Fatalf("ext %s: action URL %s, want %s", ext, h, w)
-			}
-		case <-time.After(waitLimit):
-			t.Fatalf("ext %s: no action URL %s within %s", ext, w, waitLimit)
-		}
-	}
-}
-
-// collectUntil gathers ext's action URLs (as "event:csta_id") until all of
-// want have arrived, in any order, and returns everything received.
-func (s *e2eSink) collectUntil(t *testing.T, ext string, want ...string) []string {
-	t.Helper()
-	var got []string
-	deadline := time.After(waitLimit)
-	for {
-		missing := false
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				missing = true
-			}
-		}
-		if !missing {
-			return got
-		}
-		select {
-		case h := <-s.ch(ext):
-			got = append(got, h.String())
-		case <-deadline:
-			t.Fatalf("ext %s: got action URLs %v, still waiting for some of %v", ext, got, want)
-		}
-	}
-}
-
 type e2e struct {
 	t    *testing.T
 	fake *fakeari.Server
 	app  *bridge.App
-	sink *e2eSink
+	sink *pbxtest.ActionSink
 	http *http.Client
-}
-
-var e2eEvents = map[string]string{
-	"action_incoming_url": "incoming", "action_outgoing_url": "outgoing", "action_offhook_url": "offhook",
-	"action_onhook_url": "onhook", "action_missed_url": "missed", "action_connected_url": "connected",
-	"action_disconnected_url": "disconnected", "action_hold": "hold", "action_unhold": "unhold",
-	"action_setup_url": "setup",
 }
 
 // startBridge runs a bridge.App configured for ARI against a fresh fake
@@ -135,16 +50,14 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	t.Helper()
 	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003"}})
 	t.Cleanup(f.Close)
-	e := &e2e{t: t, fake: f, sink: newE2ESink(t), http: &http.Client{Timeout: cstaDeadline}}
+	e := &e2e{t: t, fake: f, sink: pbxtest.NewActionSink(t, waitLimit), http: &http.Client{Timeout: cstaDeadline}}
 	fo := f.Options()
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx:\n  type: ari\n  ari:\n    url: %q\n    username: %q\n    password: %q\n    application: %q\n    context: from-internal\n",
 		f.URL, fo.User, fo.Pass, fo.App)
 	b.WriteString("http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\nstate_file: state.json\n")
 	b.WriteString("defaults:\n  domain: pbx.test\n  settings:\n")
-	for setting, ev := range e2eEvents {
-		fmt.Fprintf(&b, "    %s: %s/%s?ext=$active_user&csta_id=$csta_id\n", setting, e.sink.srv.URL, ev)
-	}
+	b.WriteString(e.sink.Config("    "))
 	b.WriteString("extensions:\n")
 	for _, ext := range []string{"1001", "1002", "1003"} {
 		fmt.Fprintf(&b, "  %q:\n    endpoint: PJSIP/%s\n", ext, ext)
@@ -180,7 +93,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 		}
 	})
 	for _, ext := range []string{"1001", "1002", "1003"} {
-		e.sink.expect(t, ext, "setup")
+		e.sink.Expect(t, ext, "setup")
 	}
 	e.waitReadyStatus(http.StatusOK)
 	waitFake(t, f, "websocket registered", f.Connected)
@@ -319,7 +232,7 @@ func (e *e2e) ring(from string, wantID int) (caller, callee string) {
 		before[c.ID] = true
 	}
 	caller = e.fake.PhoneDials("PJSIP/"+from, "1001")
-	e.sink.expect(e.t, "1001", fmt.Sprintf("incoming:%d", wantID))
+	e.sink.Expect(e.t, "1001", fmt.Sprintf("incoming:%d", wantID))
 	waitFake(e.t, e.fake, "1001 ringing", func() bool {
 		for _, c := range e.fake.Channels() {
 			if c.Endpoint == "PJSIP/1001" && !before[c.ID] && c.State == "Ringing" {
@@ -372,7 +285,7 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	a1, leg1 := e.ring("1002", -1)
 	a2, leg2 := e.ring("1003", -2)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 
 	// Asterisk out of reach: the websocket drops and every reconnect
 	// attempt's first request fails until the outage ends.
@@ -403,13 +316,13 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	}
 	// The vanished call was never answered: a missed call, with its own id.
 	// Nothing about the surviving call comes first (no re-announce).
-	e.sink.expect(t, "1001", "missed:-2")
+	e.sink.Expect(t, "1001", "missed:-2")
 	// The caller's side of it: an outgoing call that never connected ends
 	// with on-hook only, as on a Snom.
-	e.sink.expect(t, "1003", "offhook", "outgoing:1", "onhook")
+	e.sink.Expect(t, "1003", "offhook", "outgoing:1", "onhook")
 	// The surviving call kept its csta_id and is still the bridge's to control.
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "hold:-1")
+	e.sink.Expect(t, "1001", "hold:-1")
 	if e.fake.Channel(a1) == nil || e.fake.Channel(leg1) == nil {
 		t.Error("the surviving call's channels are gone")
 	}
@@ -421,7 +334,7 @@ func TestE2EWebsocketDropReconnectTime(t *testing.T) {
 	e := startBridge(t, func(o *Options) { o.MinBackoff, o.MaxBackoff = 0, 0 })
 	a1, leg1 := e.ring("1002", -1)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 	conns := e.fake.Connections()
 	start := time.Now()
 	e.fake.DropWebsocket()
@@ -438,7 +351,7 @@ func TestE2EWebsocketDropReconnectTime(t *testing.T) {
 		t.Errorf("reconnected after %s, want ≤ %s", took, reconnectBound)
 	}
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "hold:-1")
+	e.sink.Expect(t, "1001", "hold:-1")
 }
 
 // Scenario 2: Asterisk restarts with new ids; every call is gone.
@@ -447,18 +360,18 @@ func TestE2EAsteriskRestart(t *testing.T) {
 	a1, leg1 := e.ring("1002", -1)
 	e.ring("1003", -2)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 
 	start := time.Now()
 	e.fake.Restart()
-	got := e.sink.collectUntil(t, "1001", "disconnected:-1", "missed:-2")
+	got := e.sink.CollectUntil(t, "1001", "disconnected:-1", "missed:-2")
 	for _, g := range got {
 		if g != "disconnected:-1" && g != "missed:-2" && !strings.HasPrefix(g, "onhook:") {
 			t.Errorf("unexpected action URL %s after the restart (all: %v)", g, got)
 		}
 	}
-	e.sink.expect(t, "1002", "offhook", "outgoing:1", "connected:1", "disconnected:1", "onhook")
-	e.sink.expect(t, "1003", "offhook", "outgoing:1", "onhook")
+	e.sink.Expect(t, "1002", "offhook", "outgoing:1", "connected:1", "disconnected:1", "onhook")
+	e.sink.Expect(t, "1003", "offhook", "outgoing:1", "onhook")
 	e.waitReconnects(1)
 	e.waitReadyStatus(http.StatusOK)
 	t.Logf("restart: calls cleared, reconnected and /-/ready 200 %s after the restart", time.Since(start))
@@ -472,7 +385,7 @@ func TestE2EAsteriskRestart(t *testing.T) {
 	// The phone accepts the bridge's auto-answer call that replaces the ringing one.
 	e.fake.SetAutoAnswer("PJSIP/1001", true)
 	e.ok("1001", "AnswerCall", connID("callToBeAnswered", -3))
-	e.sink.expect(t, "1001", "offhook", "connected:-3")
+	e.sink.Expect(t, "1001", "offhook", "connected:-3")
 }
 
 // Scenario 3: Asterisk answers REST requests later than RequestTimeout.
@@ -481,7 +394,7 @@ func TestE2ESlowREST(t *testing.T) {
 	e := startBridge(t, func(o *Options) { o.RequestTimeout = requestTimeout })
 	a1, leg1 := e.ring("1002", -1)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 
 	// Asterisk would answer after 5 s; the fault must come from the
 	// adapter's RequestTimeout, long before that and before cstaDeadline.
@@ -501,9 +414,9 @@ func TestE2ESlowREST(t *testing.T) {
 	e.waitBridged(a1, leg1)
 	e.waitReadyStatus(http.StatusOK)
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "hold:-1")
+	e.sink.Expect(t, "1001", "hold:-1")
 	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
-	e.sink.expect(t, "1001", "unhold:-1")
+	e.sink.Expect(t, "1001", "unhold:-1")
 }
 
 // Scenario 4: Asterisk answers a command with an error.
@@ -511,7 +424,7 @@ func TestE2EErrorReplies(t *testing.T) {
 	e := startBridge(t, nil)
 	a1, leg1 := e.ring("1002", -1)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 
 	cases := []struct {
 		name, service, inner string
@@ -551,9 +464,9 @@ func TestE2EErrorReplies(t *testing.T) {
 	// The bridge's side too: -1 is still connected (HoldCall accepts only a
 	// connected call), and no action URL was sent for the failures.
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "hold:-1")
+	e.sink.Expect(t, "1001", "hold:-1")
 	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
-	e.sink.expect(t, "1001", "unhold:-1")
+	e.sink.Expect(t, "1001", "unhold:-1")
 }
 
 // Scenario 4b: Asterisk refuses RetrieveCall's second step (the far party
@@ -564,9 +477,9 @@ func TestE2ERetrieveRefused(t *testing.T) {
 	e := startBridge(t, nil)
 	a1, leg1 := e.ring("1002", -1)
 	e.answered(a1, leg1)
-	e.sink.expect(t, "1001", "offhook", "connected:-1")
+	e.sink.Expect(t, "1001", "offhook", "connected:-1")
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "hold:-1")
+	e.sink.Expect(t, "1001", "hold:-1")
 	bridge := e.fake.Channel(leg1).Bridge
 
 	e.fake.Fail("POST", "/bridges/"+bridge+"/addChannel", 500, `{"error":"Internal Server Error"}`, 1)
@@ -585,5 +498,5 @@ func TestE2ERetrieveRefused(t *testing.T) {
 	// The refused retrieve sent nothing: the next action URLs are the
 	// successful retrieve's and the hold's after it.
 	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1001", "unhold:-1", "hold:-1")
+	e.sink.Expect(t, "1001", "unhold:-1", "hold:-1")
 }

@@ -17,12 +17,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +28,7 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 )
 
 // reconnectBound is the promise: back within 5 s of FreeSWITCH
@@ -48,72 +47,13 @@ const (
 	showC = "805aa4e4" // h_show_channels: 1003 is called and answers
 )
 
-// e2eSink is the CTI server: it records every action URL, per extension.
-type e2eSink struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got map[string]chan e2eHit
-}
-
-type e2eHit struct{ event, cstaID string }
-
-func (h e2eHit) String() string { return h.event + ":" + h.cstaID }
-
-func newE2ESink(t *testing.T) *e2eSink {
-	s := &e2eSink{got: map[string]chan e2eHit{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		s.ch(q.Get("ext")) <- e2eHit{event: strings.TrimPrefix(r.URL.Path, "/"), cstaID: q.Get("csta_id")}
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *e2eSink) ch(ext string) chan e2eHit {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.got[ext]
-	if c == nil {
-		c = make(chan e2eHit, 256)
-		s.got[ext] = c
-	}
-	return c
-}
-
-// expect checks the next action URLs of ext, in order. An entry with a
-// colon ("hold:-1") checks the csta_id too.
-func (s *e2eSink) expect(t *testing.T, ext string, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		select {
-		case h := <-s.ch(ext):
-			got := h.event
-			if strings.Contains(w, ":") {
-				got = h.String()
-			}
-			if got != w {
-				t.Fatalf("ext %s: action URL %s, want %s", ext, h, w)
-			}
-		case <-time.After(waitFor):
-			t.Fatalf("ext %s: no action URL %s within %s", ext, w, waitFor)
-		}
-	}
-}
-
 type e2e struct {
 	t    *testing.T
 	srv  *fakeesl.Server
 	fs   *fsModel
 	app  *bridge.App
-	sink *e2eSink
+	sink *pbxtest.ActionSink
 	http *http.Client
-}
-
-var e2eEvents = map[string]string{
-	"action_incoming_url": "incoming", "action_outgoing_url": "outgoing", "action_offhook_url": "offhook",
-	"action_onhook_url": "onhook", "action_missed_url": "missed", "action_connected_url": "connected",
-	"action_disconnected_url": "disconnected", "action_hold": "hold", "action_unhold": "unhold",
-	"action_setup_url": "setup",
 }
 
 // startBridge runs a bridge.App configured for ESL against a fresh fake
@@ -132,14 +72,12 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	e := &e2e{t: t, srv: srv, fs: newFSModel(t, srv), sink: newE2ESink(t), http: &http.Client{Timeout: cstaDeadline}}
+	e := &e2e{t: t, srv: srv, fs: newFSModel(t, srv), sink: pbxtest.NewActionSink(t, waitFor), http: &http.Client{Timeout: cstaDeadline}}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx:\n  type: esl\n  esl: {address: %q, password: %q, context: default}\n", srv.Addr(), srv.Password)
 	b.WriteString("http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\nstate_file: state.json\n")
 	b.WriteString("defaults:\n  domain: pbx.test\n  settings:\n")
-	for setting, ev := range e2eEvents {
-		fmt.Fprintf(&b, "    %s: %s/%s?ext=$active_user&csta_id=$csta_id\n", setting, e.sink.srv.URL, ev)
-	}
+	b.WriteString(e.sink.Config("    "))
 	b.WriteString("extensions:\n")
 	for _, ext := range []string{"1001", "1002", "1003"} {
 		fmt.Fprintf(&b, "  %q:\n    endpoint: user/%s\n", ext, ext)
@@ -173,7 +111,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 		}
 	})
 	for _, ext := range []string{"1001", "1002", "1003"} {
-		e.sink.expect(t, ext, "setup")
+		e.sink.Expect(t, ext, "setup")
 	}
 	e.waitReadyStatus(http.StatusOK)
 	return e
@@ -316,8 +254,8 @@ func (e *e2e) connectedCall(out, in int) *fsCall {
 	e.t.Helper()
 	c := e.fs.newCall("d_hold")
 	e.fs.play(c.until("CALL_UPDATE", holdA)...)
-	e.sink.expect(e.t, "1001", "offhook", fmt.Sprintf("outgoing:%d", out), fmt.Sprintf("connected:%d", out))
-	e.sink.expect(e.t, "1002", fmt.Sprintf("incoming:%d", in), "offhook", fmt.Sprintf("connected:%d", in))
+	e.sink.Expect(e.t, "1001", "offhook", fmt.Sprintf("outgoing:%d", out), fmt.Sprintf("connected:%d", out))
+	e.sink.Expect(e.t, "1002", fmt.Sprintf("incoming:%d", in), "offhook", fmt.Sprintf("connected:%d", in))
 	return c
 }
 
@@ -354,11 +292,11 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	e := startBridge(t, nil)
 	call := e.connectedCall(1, -1)
 	ring := e.ringingCall()
-	e.sink.expect(t, "1002", "incoming:-2")
+	e.sink.Expect(t, "1002", "incoming:-2")
 	// 1003 takes a call too (only its own channel is played).
 	gone := e.fs.newCall("h_show_channels")
 	e.fs.play(gone.leg(showC, gone.until("CALL_UPDATE", showC))...)
-	e.sink.expect(t, "1003", "incoming:-1", "offhook", "connected:-1")
+	e.sink.Expect(t, "1003", "incoming:-1", "offhook", "connected:-1")
 
 	dropped := time.Now()
 	reopen := e.outage()
@@ -392,19 +330,19 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	// The vanished calls: 1003's was answered, so it is disconnected; the
 	// ringing one was never answered, so it is a missed call. Nothing about
 	// the surviving call comes first (no re-announce).
-	e.sink.expect(t, "1003", "disconnected:-1", "onhook")
-	e.sink.expect(t, "1002", "missed:-2")
+	e.sink.Expect(t, "1003", "disconnected:-1", "onhook")
+	e.sink.Expect(t, "1002", "missed:-2")
 	// The recheck finds the call the resync's listing missed: a new id.
-	e.sink.expect(t, "1002", "incoming:-3")
+	e.sink.Expect(t, "1002", "incoming:-3")
 	// The surviving call kept its csta_id and is still the bridge's to control.
 	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1002", "hold:-1")
+	e.sink.Expect(t, "1002", "hold:-1")
 	// The late call is tracked like any other: its caller gives up.
 	e.fs.play(late.leg(ringB, late.hangup())...)
-	e.sink.expect(t, "1002", "missed:-3")
+	e.sink.Expect(t, "1002", "missed:-3")
 	// 1001 heard nothing of all this: its next action URL is its own hold.
 	e.ok("1001", "HoldCall", connID("callToBeHeld", 1))
-	e.sink.expect(t, "1001", "hold:1")
+	e.sink.Expect(t, "1001", "hold:1")
 	if !e.fs.live(call.id(holdA)) || !e.fs.live(call.id(holdB)) {
 		t.Error("the surviving call's channels are gone")
 	}
@@ -434,7 +372,7 @@ func TestE2EConnectionDropReconnectTime(t *testing.T) {
 		t.Errorf("reconnected after %s, want ≤ %s", took, reconnectBound)
 	}
 	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1002", "hold:-1")
+	e.sink.Expect(t, "1002", "hold:-1")
 }
 
 // Scenario 2: FreeSWITCH restarts: every call is gone, new calls have new
@@ -443,15 +381,15 @@ func TestE2EFreeSWITCHRestart(t *testing.T) {
 	e := startBridge(t, nil)
 	e.connectedCall(1, -1)
 	e.ringingCall()
-	e.sink.expect(t, "1002", "incoming:-2")
+	e.sink.Expect(t, "1002", "incoming:-2")
 
 	restarted := time.Now()
 	reopen := e.outage()
 	e.fs.restart()
 	back := reopen()
 
-	e.sink.expect(t, "1001", "disconnected:1", "onhook")
-	e.sink.expect(t, "1002", "disconnected:-1", "onhook", "missed:-2")
+	e.sink.Expect(t, "1001", "disconnected:1", "onhook")
+	e.sink.Expect(t, "1002", "disconnected:-1", "onhook", "missed:-2")
 	e.waitReconnects(1)
 	e.waitReadyStatus(http.StatusOK)
 	t.Logf("restart: calls cleared, reconnected and /-/ready 200 %s after FreeSWITCH accepted connections again (%s after it went down)",
@@ -463,7 +401,7 @@ func TestE2EFreeSWITCHRestart(t *testing.T) {
 	// New calls get csta_ids never used before, and work.
 	e.connectedCall(2, -3)
 	e.ok("1002", "HoldCall", connID("callToBeHeld", -3))
-	e.sink.expect(t, "1002", "hold:-3")
+	e.sink.Expect(t, "1002", "hold:-3")
 	// The old ids are gone for good.
 	e.fault("1002", "RetrieveCall", connID("callToBeRetrieved", -1), "invalidConnectionID")
 }
@@ -477,7 +415,7 @@ func TestE2ESlowReplies(t *testing.T) {
 	// Late, but within the command timeout: answered.
 	e.fs.delay("uuid_hold", commandTimeout/3)
 	took := e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1002", "hold:-1")
+	e.sink.Expect(t, "1002", "hold:-1")
 	t.Logf("HoldCall with uuid_hold answered %s late: %s", commandTimeout/3, took)
 	if took < commandTimeout/3 {
 		t.Errorf("HoldCall took %s, less than the reply's delay", took)
@@ -499,7 +437,7 @@ func TestE2ESlowReplies(t *testing.T) {
 	t.Logf("session rebuilt %s after the fault", rebuilt)
 	// The call survived without a word: the next action URL is the retrieve's.
 	e.ok("1002", "RetrieveCall", connID("callToBeRetrieved", -1))
-	e.sink.expect(t, "1002", "unhold:-1")
+	e.sink.Expect(t, "1002", "unhold:-1")
 
 	// A bgapi whose job result is late: MakeCall gives up after the
 	// timeout, and the connection is not at fault (its reply came at once).
@@ -511,7 +449,7 @@ func TestE2ESlowReplies(t *testing.T) {
 	}
 	// Later requests are fine. The failed MakeCall used up id 2.
 	e.ok("1001", "MakeCall", makeCallTo("1001", "1003"))
-	e.sink.expect(t, "1001", "outgoing:3")
+	e.sink.Expect(t, "1001", "outgoing:3")
 	if n := e.reconnects(); n != 1 {
 		t.Errorf("%d reconnects, want 1 (for the uuid_exists timeout only)", n)
 	}
@@ -561,10 +499,10 @@ func TestE2EErrorReplies(t *testing.T) {
 		t.Errorf("error replies cost the connection: %d reconnects", n)
 	}
 	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
-	e.sink.expect(t, "1002", "hold:-1")
+	e.sink.Expect(t, "1002", "hold:-1")
 	e.ok("1002", "RetrieveCall", connID("callToBeRetrieved", -1))
-	e.sink.expect(t, "1002", "unhold:-1")
+	e.sink.Expect(t, "1002", "unhold:-1")
 	e.ok("1002", "ClearConnection", connID("connectionToBeCleared", -1))
-	e.sink.expect(t, "1002", "disconnected:-1", "onhook")
-	e.sink.expect(t, "1001", "disconnected:1", "onhook")
+	e.sink.Expect(t, "1002", "disconnected:-1", "onhook")
+	e.sink.Expect(t, "1001", "disconnected:1", "onhook")
 }
