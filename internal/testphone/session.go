@@ -84,12 +84,16 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 		case cmd := <-c.cmds:
 			switch cmd.kind {
 			case cmdAnswer:
+				// State first, then the reply: the caller of Answer reads
+				// the state as soon as it returns.
 				err := p.answer(d)
-				cmd.done <- err
 				if err != nil {
 					c.end("answer failed: " + err.Error())
+					cmd.done <- err
 					return
 				}
+				c.setState(StateConnected)
+				cmd.done <- nil
 				c.connected(d)
 				return
 			case cmdReject, cmdHangup:
@@ -98,9 +102,11 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 					code = sip.StatusBusyHere
 				}
 				err := d.Respond(code, reasonPhrase(code), nil)
-				cmd.done <- err
+				// The call's status and end come before the reply: the
+				// caller of Reject reads them as soon as it returns.
 				c.setStatus(code)
 				c.end(fmt.Sprintf("rejected with %d", code))
+				cmd.done <- err
 				return
 			default:
 				c.wrongState(cmd)
@@ -145,8 +151,8 @@ func (c *Call) connected(d dialogSession) {
 				if responseStatus(err) == sip.StatusCallTransactionDoesNotExists {
 					err = nil // the far end hung up at the same moment
 				}
-				cmd.done <- err
 				c.end("hung up by the phone")
+				cmd.done <- err
 				return
 			case cmdHold:
 				if c.State() != StateConnected {
