@@ -49,15 +49,9 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 		c.end("cannot send 180 Ringing: " + err.Error())
 		return
 	}
-	select {
-	case p.incoming <- c:
-	default:
-		_ = d.Respond(sip.StatusBusyHere, "Busy Here", nil)
-		c.setStatus(sip.StatusBusyHere)
-		c.end("no free line: too many unclaimed incoming calls")
-		return
-	}
-
+	// The auto-answer policy is read before the call is handed to
+	// Incoming: a test may change it as soon as it has the call, for the
+	// calls that follow.
 	var answerAt <-chan time.Time
 	switch {
 	case auto && !p.ignoreAuto.Load():
@@ -69,6 +63,15 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 		defer t.Stop()
 		answerAt = t.C
 	}
+	select {
+	case p.incoming <- c:
+	default:
+		_ = d.Respond(sip.StatusBusyHere, "Busy Here", nil)
+		c.setStatus(sip.StatusBusyHere)
+		c.end("no free line: too many unclaimed incoming calls")
+		return
+	}
+
 	for {
 		select {
 		case <-d.Context().Done():
