@@ -149,25 +149,15 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const limit = 2
-	var mu sync.Mutex
-	open, peak := 0, 0
-	accepted := make(chan struct{}, 16)
+	// Connections are counted as the capped listener hands them out and
+	// takes them back: http.Server's StateClosed hook runs only after the
+	// socket is closed, when the freed slot may already be in use again.
+	counted := &countingListener{Listener: limitListener(ln, limit, 0), accepted: make(chan struct{}, 16)}
+	accepted := counted.accepted
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		ConnState: func(c net.Conn, st http.ConnState) {
-			mu.Lock()
-			defer mu.Unlock()
-			switch st {
-			case http.StateNew:
-				open++
-				peak = max(peak, open)
-				accepted <- struct{}{}
-			case http.StateClosed, http.StateHijacked:
-				open--
-			}
-		},
 	}
-	go srv.Serve(limitListener(ln, limit, 0))
+	go srv.Serve(counted)
 	defer srv.Close()
 
 	// Two clients take both slots and send nothing.
@@ -207,11 +197,52 @@ func TestConnectionCap(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if peak > limit {
+	if peak := counted.maxOpen(); peak > limit {
 		t.Fatalf("%d connections open at once, cap %d", peak, limit)
 	}
+}
+
+// countingListener counts the connections its listener has handed out and
+// not yet taken back; a connection counts as gone before it is closed.
+type countingListener struct {
+	net.Listener
+	accepted   chan struct{}
+	mu         sync.Mutex
+	open, peak int
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.open++
+	l.peak = max(l.peak, l.open)
+	l.mu.Unlock()
+	l.accepted <- struct{}{}
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+func (l *countingListener) maxOpen() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.peak
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // One source address cannot take every slot: past its share its connections
