@@ -9,13 +9,11 @@ package ari
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +38,7 @@ type e2e struct {
 	fake *fakeari.Server
 	app  *bridge.App
 	sink *pbxtest.ActionSink
-	http *http.Client
+	*pbxtest.BridgeClient
 }
 
 // startBridge runs a bridge.App configured for ARI against a fresh fake
@@ -50,7 +48,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	t.Helper()
 	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003"}})
 	t.Cleanup(f.Close)
-	e := &e2e{t: t, fake: f, sink: pbxtest.NewActionSink(t, waitLimit), http: &http.Client{Timeout: cstaDeadline}}
+	e := &e2e{t: t, fake: f, sink: pbxtest.NewActionSink(t, waitLimit)}
 	fo := f.Options()
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx:\n  type: ari\n  ari:\n    url: %q\n    username: %q\n    password: %q\n    application: %q\n    context: from-internal\n",
@@ -85,6 +83,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	e.BridgeClient = pbxtest.NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), cstaDeadline, reconnectBound)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
@@ -95,132 +94,10 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	for _, ext := range []string{"1001", "1002", "1003"} {
 		e.sink.Expect(t, ext, "setup")
 	}
-	e.waitReadyStatus(http.StatusOK)
+	e.WaitReady(http.StatusOK)
 	waitFake(t, f, "websocket registered", f.Connected)
 	return e
 }
-
-// adminGet fetches path from the bridge's admin listener.
-func (e *e2e) adminGet(path string) (status int, body string) {
-	e.t.Helper()
-	resp, err := e.http.Get("http://" + e.app.AdminAddr() + path)
-	if err != nil {
-		e.t.Fatalf("%s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s: %v", path, err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-// readyStatus asks the admin listener's /-/ready.
-func (e *e2e) readyStatus() int {
-	e.t.Helper()
-	status, _ := e.adminGet("/-/ready")
-	return status
-}
-
-// poll asks cond every few milliseconds until it holds, and returns how
-// long that took. The bridge's readiness and its metrics have no change
-// notification outside the bridge package, so this is the one place that
-// polls.
-func (e *e2e) poll(desc string, cond func() bool) time.Duration {
-	e.t.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(reconnectBound)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			e.t.Fatalf("%s did not happen within %s", desc, reconnectBound)
-		}
-	}
-	return time.Since(start)
-}
-
-// waitReadyStatus waits until /-/ready answers want, and returns how long
-// that took.
-func (e *e2e) waitReadyStatus(want int) time.Duration {
-	e.t.Helper()
-	return e.poll(fmt.Sprintf("/-/ready answering %d", want), func() bool { return e.readyStatus() == want })
-}
-
-// reconnects reads csta_bridge_pbx_reconnects_total from /metrics: the
-// core counts a reconnect when it applies the adapter's Link up, which
-// follows the resync's Sync event.
-func (e *e2e) reconnects() int {
-	e.t.Helper()
-	_, metrics := e.adminGet("/metrics")
-	for line := range strings.Lines(metrics) {
-		if v, ok := strings.CutPrefix(line, "csta_bridge_pbx_reconnects_total "); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				e.t.Fatalf("/metrics: reconnects %q", v)
-			}
-			return n
-		}
-	}
-	e.t.Fatal("/metrics has no csta_bridge_pbx_reconnects_total")
-	return 0
-}
-
-// waitReconnects waits until the core has counted n reconnects, and
-// returns how long that took.
-func (e *e2e) waitReconnects(n int) time.Duration {
-	e.t.Helper()
-	return e.poll(fmt.Sprintf("reconnect %d counted by the core", n), func() bool {
-		got := e.reconnects()
-		if got > n {
-			e.t.Fatalf("%d reconnects, want %d", got, n)
-		}
-		return got == n
-	})
-}
-
-// csta posts a Snom-template CSTA request for ext and returns the status,
-// the body and how long the answer took.
-func (e *e2e) csta(ext, service, inner string) (int, string, time.Duration) {
-	e.t.Helper()
-	body := `<?xml version="1.0" encoding="UTF-8"?> <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:csta="http://www.ecma-international.org/standards/ecma-323/csta/ed4"> <SOAP-ENV:Body> <csta:` +
-		service + `> ` + inner + ` </csta:` + service + `> </SOAP-ENV:Body> </SOAP-ENV:Envelope>`
-	start := time.Now()
-	resp, err := e.http.Post("http://"+e.app.SharedAddr()+"/"+ext+"/csta", "text/xml", strings.NewReader(body))
-	if err != nil {
-		e.t.Fatalf("%s: no answer within %s: %v", service, cstaDeadline, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s: reading answer: %v", service, err)
-	}
-	return resp.StatusCode, string(b), time.Since(start)
-}
-
-func (e *e2e) ok(ext, service, inner string) {
-	e.t.Helper()
-	code, body, _ := e.csta(ext, service, inner)
-	if code != http.StatusOK || !strings.Contains(body, service+"Response") {
-		e.t.Fatalf("%s: status %d, body %s", service, code, body)
-	}
-}
-
-// fault posts a request that must fail with the CSTA error code, and
-// returns how long the answer took.
-func (e *e2e) fault(ext, service, inner, code string) time.Duration {
-	e.t.Helper()
-	status, body, took := e.csta(ext, service, inner)
-	if status != http.StatusInternalServerError || !strings.Contains(body, "<csta:operation>"+code+"</csta:operation>") {
-		e.t.Fatalf("%s: want fault %s, got status %d body %s", service, code, status, body)
-	}
-	return took
-}
-
-func connID(elem string, id int) string { return fmt.Sprintf("<csta:%s>%d</csta:%s>", elem, id, elem) }
 
 // ring has the device of `from` dial ext 1001 through the Stasis dialplan
 // snippet, waits for 1001's incoming action URL with wantID, and returns
@@ -292,10 +169,10 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	conns := e.fake.Connections()
 	e.fake.Fail("GET", "/asterisk/info", 503, `{"message":"Service Unavailable"}`, 1<<30)
 	e.fake.DropWebsocket()
-	e.waitReadyStatus(http.StatusServiceUnavailable)
+	e.WaitReady(http.StatusServiceUnavailable)
 
 	// A request during the outage gets a fault at once, not a hang.
-	took := e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "resourceOutOfService")
+	took := e.Fault("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "resourceOutOfService")
 	t.Logf("HoldCall during the outage answered in %s", took)
 
 	// The unanswered call ends while the bridge cannot see it: the caller
@@ -304,8 +181,8 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	e.hangupIfThere(leg2, 16)
 
 	e.fake.ClearFaults()
-	back := e.waitReadyStatus(http.StatusOK)
-	e.waitReconnects(1)
+	back := e.WaitReady(http.StatusOK)
+	e.WaitReconnects(1)
 	t.Logf("reconnect: /-/ready 200 %s after Asterisk became reachable", back)
 	if back > reconnectBound {
 		t.Errorf("ready %s after the outage ended, want ≤ %s", back, reconnectBound)
@@ -321,7 +198,7 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	// with on-hook only, as on a Snom.
 	e.sink.Expect(t, "1003", "offhook", "outgoing:1", "onhook")
 	// The surviving call kept its csta_id and is still the bridge's to control.
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "hold:-1")
 	if e.fake.Channel(a1) == nil || e.fake.Channel(leg1) == nil {
 		t.Error("the surviving call's channels are gone")
@@ -338,9 +215,9 @@ func TestE2EWebsocketDropReconnectTime(t *testing.T) {
 	conns := e.fake.Connections()
 	start := time.Now()
 	e.fake.DropWebsocket()
-	e.waitReconnects(1)
+	e.WaitReconnects(1)
 	took := time.Since(start)
-	if e.readyStatus() != http.StatusOK {
+	if e.Ready() != http.StatusOK {
 		t.Error("/-/ready not 200 after the reconnect")
 	}
 	if e.fake.Connections() <= conns {
@@ -350,7 +227,7 @@ func TestE2EWebsocketDropReconnectTime(t *testing.T) {
 	if took > reconnectBound {
 		t.Errorf("reconnected after %s, want ≤ %s", took, reconnectBound)
 	}
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "hold:-1")
 }
 
@@ -372,8 +249,8 @@ func TestE2EAsteriskRestart(t *testing.T) {
 	}
 	e.sink.Expect(t, "1002", "offhook", "outgoing:1", "connected:1", "disconnected:1", "onhook")
 	e.sink.Expect(t, "1003", "offhook", "outgoing:1", "onhook")
-	e.waitReconnects(1)
-	e.waitReadyStatus(http.StatusOK)
+	e.WaitReconnects(1)
+	e.WaitReady(http.StatusOK)
 	t.Logf("restart: calls cleared, reconnected and /-/ready 200 %s after the restart", time.Since(start))
 	if d := time.Since(start); d > reconnectBound {
 		t.Errorf("back %s after the restart, want ≤ %s", d, reconnectBound)
@@ -384,7 +261,7 @@ func TestE2EAsteriskRestart(t *testing.T) {
 	e.ring("1002", -3)
 	// The phone accepts the bridge's auto-answer call that replaces the ringing one.
 	e.fake.SetAutoAnswer("PJSIP/1001", true)
-	e.ok("1001", "AnswerCall", connID("callToBeAnswered", -3))
+	e.OK("1001", "AnswerCall", pbxtest.ConnID("callToBeAnswered", -3))
 	e.sink.Expect(t, "1001", "offhook", "connected:-3")
 }
 
@@ -399,23 +276,23 @@ func TestE2ESlowREST(t *testing.T) {
 	// Asterisk would answer after 5 s; the fault must come from the
 	// adapter's RequestTimeout, long before that and before cstaDeadline.
 	e.fake.SetDelay(5 * time.Second)
-	took := e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "resourceOutOfService")
+	took := e.Fault("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "resourceOutOfService")
 	t.Logf("HoldCall on a slow Asterisk answered in %s (RequestTimeout %s)", took, requestTimeout)
 	if took < requestTimeout || took > 2*time.Second {
 		t.Errorf("fault after %s, want it from RequestTimeout %s", took, requestTimeout)
 	}
 	e.fake.SetDelay(0)
-	if n := e.reconnects(); n != 0 {
+	if n := e.Reconnects(); n != 0 {
 		t.Errorf("a slow reply cost the connection: %d reconnects", n)
 	}
 
 	// Nothing changed: the call is still connected and bridged, and the
 	// next action URL is the one of the hold that now succeeds.
 	e.waitBridged(a1, leg1)
-	e.waitReadyStatus(http.StatusOK)
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.WaitReady(http.StatusOK)
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "hold:-1")
-	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.OK("1001", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1))
 	e.sink.Expect(t, "1001", "unhold:-1")
 }
 
@@ -433,24 +310,24 @@ func TestE2EErrorReplies(t *testing.T) {
 		body, code           string
 	}{
 		// HoldCall's first step (take the far party out of the bridge) refused.
-		{"hold, 409 on the first step", "HoldCall", connID("callToBeHeld", -1), "POST", "/removeChannel",
+		{"hold, 409 on the first step", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "POST", "/removeChannel",
 			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
-		{"hold, 500 on the first step", "HoldCall", connID("callToBeHeld", -1), "POST", "/removeChannel",
+		{"hold, 500 on the first step", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "POST", "/removeChannel",
 			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
 		// The second step (music on hold) refused: the first is undone.
-		{"hold, 409 on the second step", "HoldCall", connID("callToBeHeld", -1), "POST", "/moh",
+		{"hold, 409 on the second step", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "POST", "/moh",
 			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
-		{"hold, 500 on the second step", "HoldCall", connID("callToBeHeld", -1), "POST", "/moh",
+		{"hold, 500 on the second step", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "POST", "/moh",
 			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
-		{"clear, 409", "ClearConnection", connID("connectionToBeCleared", -1), "DELETE", "/channels/",
+		{"clear, 409", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1), "DELETE", "/channels/",
 			409, `{"message":"Channel not in Stasis application"}`, "requestIncompatibleWithObject"},
-		{"clear, 500", "ClearConnection", connID("connectionToBeCleared", -1), "DELETE", "/channels/",
+		{"clear, 500", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1), "DELETE", "/channels/",
 			500, `{"error":"Internal Server Error"}`, "resourceOutOfService"},
 	}
 	for _, c := range cases {
 		n := len(e.fake.Requests())
 		e.fake.Fail(c.method, c.path, c.status, c.body, 1)
-		e.fault("1001", c.service, c.inner, c.code)
+		e.Fault("1001", c.service, c.inner, c.code)
 		hit := false
 		for _, r := range e.fake.Requests()[n:] {
 			hit = hit || (r.Method == c.method && strings.Contains(r.Path, c.path))
@@ -463,9 +340,9 @@ func TestE2EErrorReplies(t *testing.T) {
 	}
 	// The bridge's side too: -1 is still connected (HoldCall accepts only a
 	// connected call), and no action URL was sent for the failures.
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "hold:-1")
-	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.OK("1001", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1))
 	e.sink.Expect(t, "1001", "unhold:-1")
 }
 
@@ -478,25 +355,25 @@ func TestE2ERetrieveRefused(t *testing.T) {
 	a1, leg1 := e.ring("1002", -1)
 	e.answered(a1, leg1)
 	e.sink.Expect(t, "1001", "offhook", "connected:-1")
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "hold:-1")
 	bridge := e.fake.Channel(leg1).Bridge
 
 	e.fake.Fail("POST", "/bridges/"+bridge+"/addChannel", 500, `{"error":"Internal Server Error"}`, 1)
-	e.fault("1001", "RetrieveCall", connID("callToBeRetrieved", -1), "resourceOutOfService")
+	e.Fault("1001", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1), "resourceOutOfService")
 	if moh, in := farState(t, e.fake, a1); !moh || in != "" {
 		t.Fatalf("far party after the refused retrieve: music on hold %v, in bridge %q; want music outside any bridge", moh, in)
 	}
 	// Still held for the bridge too: a second hold is refused.
-	e.fault("1001", "HoldCall", connID("callToBeHeld", -1), "invalidObjectState")
+	e.Fault("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "invalidObjectState")
 
-	e.ok("1001", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.OK("1001", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1))
 	e.waitBridged(a1, leg1)
 	if moh, _ := farState(t, e.fake, a1); moh {
 		t.Error("far party still on music on hold after the retrieve")
 	}
 	// The refused retrieve sent nothing: the next action URLs are the
 	// successful retrieve's and the hold's after it.
-	e.ok("1001", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1001", "unhold:-1", "hold:-1")
 }

@@ -14,12 +14,10 @@ package esl
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +51,7 @@ type e2e struct {
 	fs   *fsModel
 	app  *bridge.App
 	sink *pbxtest.ActionSink
-	http *http.Client
+	*pbxtest.BridgeClient
 }
 
 // startBridge runs a bridge.App configured for ESL against a fresh fake
@@ -72,7 +70,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	e := &e2e{t: t, srv: srv, fs: newFSModel(t, srv), sink: pbxtest.NewActionSink(t, waitFor), http: &http.Client{Timeout: cstaDeadline}}
+	e := &e2e{t: t, srv: srv, fs: newFSModel(t, srv), sink: pbxtest.NewActionSink(t, waitFor)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx:\n  type: esl\n  esl: {address: %q, password: %q, context: default}\n", srv.Addr(), srv.Password)
 	b.WriteString("http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\nstate_file: state.json\n")
@@ -103,6 +101,7 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	e.BridgeClient = pbxtest.NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), cstaDeadline, reconnectBound)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
@@ -113,135 +112,9 @@ func startBridge(t *testing.T, tweak func(*Options)) *e2e {
 	for _, ext := range []string{"1001", "1002", "1003"} {
 		e.sink.Expect(t, ext, "setup")
 	}
-	e.waitReadyStatus(http.StatusOK)
+	e.WaitReady(http.StatusOK)
 	return e
 }
-
-// readyStatus asks the admin listener's /-/ready.
-func (e *e2e) readyStatus() int {
-	e.t.Helper()
-	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/-/ready")
-	if err != nil {
-		e.t.Fatalf("/-/ready: %v", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
-}
-
-// waitReadyStatus polls /-/ready until it answers want, and returns how
-// long that took. The readiness flag has no change notification outside
-// the bridge package, so this is the one place that polls.
-func (e *e2e) waitReadyStatus(want int) time.Duration {
-	e.t.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(reconnectBound)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if e.readyStatus() == want {
-			return time.Since(start)
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			e.t.Fatalf("/-/ready did not answer %d within %s", want, reconnectBound)
-		}
-	}
-}
-
-// reconnects reads csta_bridge_pbx_reconnects_total from /metrics: the
-// core counts a reconnect when it applies the adapter's Link up.
-func (e *e2e) reconnects() int {
-	e.t.Helper()
-	resp, err := e.http.Get("http://" + e.app.AdminAddr() + "/metrics")
-	if err != nil {
-		e.t.Fatalf("/metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("/metrics: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "csta_bridge_pbx_reconnects_total "); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				e.t.Fatalf("/metrics: reconnects %q", v)
-			}
-			return n
-		}
-	}
-	e.t.Fatal("/metrics has no csta_bridge_pbx_reconnects_total")
-	return 0
-}
-
-// waitReconnects polls /metrics until the core has counted n reconnects,
-// and returns how long that took.
-func (e *e2e) waitReconnects(n int) time.Duration {
-	e.t.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(reconnectBound)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if got := e.reconnects(); got >= n {
-			if got > n {
-				e.t.Fatalf("%d reconnects, want %d", got, n)
-			}
-			return time.Since(start)
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			e.t.Fatalf("the core did not count reconnect %d within %s", n, reconnectBound)
-		}
-	}
-}
-
-// csta posts a Snom-template CSTA request for ext and returns the status,
-// the body and how long the answer took.
-func (e *e2e) csta(ext, service, inner string) (int, string, time.Duration) {
-	e.t.Helper()
-	body := `<?xml version="1.0" encoding="UTF-8"?> <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:csta="http://www.ecma-international.org/standards/ecma-323/csta/ed4"> <SOAP-ENV:Body> <csta:` +
-		service + `> ` + inner + ` </csta:` + service + `> </SOAP-ENV:Body> </SOAP-ENV:Envelope>`
-	start := time.Now()
-	resp, err := e.http.Post("http://"+e.app.SharedAddr()+"/"+ext+"/csta", "text/xml", strings.NewReader(body))
-	if err != nil {
-		e.t.Fatalf("%s: no answer within %s: %v", service, cstaDeadline, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s: reading answer: %v", service, err)
-	}
-	return resp.StatusCode, string(b), time.Since(start)
-}
-
-// ok posts a request that must succeed, and returns how long it took.
-func (e *e2e) ok(ext, service, inner string) time.Duration {
-	e.t.Helper()
-	code, body, took := e.csta(ext, service, inner)
-	if code != http.StatusOK || !strings.Contains(body, service+"Response") {
-		e.t.Fatalf("%s: status %d, body %s", service, code, body)
-	}
-	return took
-}
-
-// fault posts a request that must fail with the CSTA error code, and
-// returns how long the answer took.
-func (e *e2e) fault(ext, service, inner, code string) time.Duration {
-	e.t.Helper()
-	status, body, took := e.csta(ext, service, inner)
-	if status != http.StatusInternalServerError || !strings.Contains(body, "<csta:operation>"+code+"</csta:operation>") {
-		e.t.Fatalf("%s: want fault %s, got status %d body %s", service, code, status, body)
-	}
-	return took
-}
-
-func connID(elem string, id int) string { return fmt.Sprintf("<csta:%s>%d</csta:%s>", elem, id, elem) }
 
 func makeCallTo(from, to string) string {
 	return "<csta:callingDevice>" + from + "</csta:callingDevice><csta:calledDirectoryNumber>" + to +
@@ -300,11 +173,11 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 
 	dropped := time.Now()
 	reopen := e.outage()
-	noticed := e.waitReadyStatus(http.StatusServiceUnavailable)
+	noticed := e.WaitReady(http.StatusServiceUnavailable)
 	t.Logf("drop noticed: /-/ready 503 after %s", noticed)
 
 	// A request during the outage gets a fault at once, not a hang.
-	took := e.fault("1002", "HoldCall", connID("callToBeHeld", -1), "resourceOutOfService")
+	took := e.Fault("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1), "resourceOutOfService")
 	t.Logf("HoldCall during the outage answered in %s", took)
 	if took > time.Second {
 		t.Errorf("HoldCall during the outage took %s", took)
@@ -319,8 +192,8 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	e.fs.lagOnce(late)
 
 	back := reopen()
-	ready := e.waitReadyStatus(http.StatusOK)
-	e.waitReconnects(1)
+	ready := e.WaitReady(http.StatusOK)
+	e.WaitReconnects(1)
 	t.Logf("reconnect: /-/ready 200 %s after FreeSWITCH accepted connections again (%s after the drop)",
 		ready, time.Since(dropped))
 	if d := time.Since(back); d > reconnectBound {
@@ -335,18 +208,18 @@ func TestE2EConnectionDroppedMidCall(t *testing.T) {
 	// The recheck finds the call the resync's listing missed: a new id.
 	e.sink.Expect(t, "1002", "incoming:-3")
 	// The surviving call kept its csta_id and is still the bridge's to control.
-	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1002", "hold:-1")
 	// The late call is tracked like any other: its caller gives up.
 	e.fs.play(late.leg(ringB, late.hangup())...)
 	e.sink.Expect(t, "1002", "missed:-3")
 	// 1001 heard nothing of all this: its next action URL is its own hold.
-	e.ok("1001", "HoldCall", connID("callToBeHeld", 1))
+	e.OK("1001", "HoldCall", pbxtest.ConnID("callToBeHeld", 1))
 	e.sink.Expect(t, "1001", "hold:1")
 	if !e.fs.live(call.id(holdA)) || !e.fs.live(call.id(holdB)) {
 		t.Error("the surviving call's channels are gone")
 	}
-	if n := e.reconnects(); n != 1 {
+	if n := e.Reconnects(); n != 1 {
 		t.Errorf("%d reconnects, want 1", n)
 	}
 }
@@ -359,9 +232,9 @@ func TestE2EConnectionDropReconnectTime(t *testing.T) {
 	accepted := e.srv.Accepted()
 	start := time.Now()
 	e.srv.DropAll()
-	e.waitReconnects(1)
+	e.WaitReconnects(1)
 	took := time.Since(start)
-	if e.readyStatus() != http.StatusOK {
+	if e.Ready() != http.StatusOK {
 		t.Error("/-/ready not 200 after the reconnect")
 	}
 	if e.srv.Accepted() <= accepted {
@@ -371,7 +244,7 @@ func TestE2EConnectionDropReconnectTime(t *testing.T) {
 	if took > reconnectBound {
 		t.Errorf("reconnected after %s, want ≤ %s", took, reconnectBound)
 	}
-	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1002", "hold:-1")
 }
 
@@ -390,8 +263,8 @@ func TestE2EFreeSWITCHRestart(t *testing.T) {
 
 	e.sink.Expect(t, "1001", "disconnected:1", "onhook")
 	e.sink.Expect(t, "1002", "disconnected:-1", "onhook", "missed:-2")
-	e.waitReconnects(1)
-	e.waitReadyStatus(http.StatusOK)
+	e.WaitReconnects(1)
+	e.WaitReady(http.StatusOK)
 	t.Logf("restart: calls cleared, reconnected and /-/ready 200 %s after FreeSWITCH accepted connections again (%s after it went down)",
 		time.Since(back), time.Since(restarted))
 	if d := time.Since(back); d > reconnectBound {
@@ -400,10 +273,10 @@ func TestE2EFreeSWITCHRestart(t *testing.T) {
 
 	// New calls get csta_ids never used before, and work.
 	e.connectedCall(2, -3)
-	e.ok("1002", "HoldCall", connID("callToBeHeld", -3))
+	e.OK("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -3))
 	e.sink.Expect(t, "1002", "hold:-3")
 	// The old ids are gone for good.
-	e.fault("1002", "RetrieveCall", connID("callToBeRetrieved", -1), "invalidConnectionID")
+	e.Fault("1002", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1), "invalidConnectionID")
 }
 
 // Scenario 3: FreeSWITCH answers late.
@@ -414,13 +287,13 @@ func TestE2ESlowReplies(t *testing.T) {
 
 	// Late, but within the command timeout: answered.
 	e.fs.delay("uuid_hold", commandTimeout/3)
-	took := e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
+	took := e.OK("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1002", "hold:-1")
 	t.Logf("HoldCall with uuid_hold answered %s late: %s", commandTimeout/3, took)
 	if took < commandTimeout/3 {
 		t.Errorf("HoldCall took %s, less than the reply's delay", took)
 	}
-	if n := e.reconnects(); n != 0 {
+	if n := e.Reconnects(); n != 0 {
 		t.Errorf("a reply within the timeout cost the connection: %d reconnects", n)
 	}
 
@@ -428,29 +301,29 @@ func TestE2ESlowReplies(t *testing.T) {
 	// FreeSWITCH would answer. The late reply would be taken for the next
 	// command's, so the session is rebuilt.
 	e.fs.delay("uuid_exists", 10*commandTimeout)
-	took = e.fault("1002", "RetrieveCall", connID("callToBeRetrieved", -1), "resourceOutOfService")
+	took = e.Fault("1002", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1), "resourceOutOfService")
 	t.Logf("RetrieveCall with uuid_exists answered %s late: fault after %s", 10*commandTimeout, took)
 	if took < commandTimeout || took > 2*time.Second {
 		t.Errorf("fault after %s, want it from the %s command timeout", took, commandTimeout)
 	}
-	rebuilt := e.waitReconnects(1)
+	rebuilt := e.WaitReconnects(1)
 	t.Logf("session rebuilt %s after the fault", rebuilt)
 	// The call survived without a word: the next action URL is the retrieve's.
-	e.ok("1002", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.OK("1002", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1))
 	e.sink.Expect(t, "1002", "unhold:-1")
 
 	// A bgapi whose job result is late: MakeCall gives up after the
 	// timeout, and the connection is not at fault (its reply came at once).
 	e.fs.fail("originate", fakeesl.Reply{Body: "-ERR NORMAL_TEMPORARY_FAILURE\n", Delay: 10 * commandTimeout})
-	took = e.fault("1001", "MakeCall", makeCallTo("1001", "1003"), "resourceOutOfService")
+	took = e.Fault("1001", "MakeCall", makeCallTo("1001", "1003"), "resourceOutOfService")
 	t.Logf("MakeCall with the originate job %s late: fault after %s", 10*commandTimeout, took)
 	if took < commandTimeout || took > 2*time.Second {
 		t.Errorf("fault after %s, want it from the %s command timeout", took, commandTimeout)
 	}
 	// Later requests are fine. The failed MakeCall used up id 2.
-	e.ok("1001", "MakeCall", makeCallTo("1001", "1003"))
+	e.OK("1001", "MakeCall", makeCallTo("1001", "1003"))
 	e.sink.Expect(t, "1001", "outgoing:3")
-	if n := e.reconnects(); n != 1 {
+	if n := e.Reconnects(); n != 1 {
 		t.Errorf("%d reconnects, want 1 (for the uuid_exists timeout only)", n)
 	}
 }
@@ -465,12 +338,12 @@ func TestE2EErrorReplies(t *testing.T) {
 		name, ext, service, inner string
 		prefix, reply, code       string
 	}{
-		{"hold, uuid_hold fails", "1002", "HoldCall", connID("callToBeHeld", -1),
+		{"hold, uuid_hold fails", "1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1),
 			"uuid_hold", "-ERR Operation failed\n", "requestIncompatibleWithObject"},
-		{"clear connection, channel unknown", "1002", "ClearConnection", connID("connectionToBeCleared", -1),
+		{"clear connection, channel unknown", "1002", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1),
 			"uuid_kill", "-ERR No such channel!\n", "invalidConnectionID"},
 		{"single step transfer refused", "1002", "SingleStepTransferCall",
-			connID("activeCall", -1) + "<csta:transferredTo>1003</csta:transferredTo>",
+			pbxtest.ConnID("activeCall", -1) + "<csta:transferredTo>1003</csta:transferredTo>",
 			"uuid_transfer", "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n", "requestIncompatibleWithObject"},
 		{"make call, phone not registered", "1003", "MakeCall", makeCallTo("1003", "1001"),
 			"originate", "-ERR USER_NOT_REGISTERED\n", "invalidCallingDeviceID"},
@@ -480,7 +353,7 @@ func TestE2EErrorReplies(t *testing.T) {
 	for _, c := range cases {
 		n := len(e.srv.Commands())
 		e.fs.fail(c.prefix, fakeesl.Reply{Body: c.reply})
-		e.fault(c.ext, c.service, c.inner, c.code)
+		e.Fault(c.ext, c.service, c.inner, c.code)
 		hit := false
 		for _, cmd := range e.srv.Commands()[n:] {
 			hit = hit || strings.HasPrefix(cmd, "api "+c.prefix) || strings.HasPrefix(cmd, "bgapi "+c.prefix)
@@ -495,14 +368,14 @@ func TestE2EErrorReplies(t *testing.T) {
 	}
 	// The bridge's side too: no reconnect, -1 still connected (HoldCall
 	// accepts only a connected call), and no action URL for the failures.
-	if n := e.reconnects(); n != 0 {
+	if n := e.Reconnects(); n != 0 {
 		t.Errorf("error replies cost the connection: %d reconnects", n)
 	}
-	e.ok("1002", "HoldCall", connID("callToBeHeld", -1))
+	e.OK("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", -1))
 	e.sink.Expect(t, "1002", "hold:-1")
-	e.ok("1002", "RetrieveCall", connID("callToBeRetrieved", -1))
+	e.OK("1002", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", -1))
 	e.sink.Expect(t, "1002", "unhold:-1")
-	e.ok("1002", "ClearConnection", connID("connectionToBeCleared", -1))
+	e.OK("1002", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1))
 	e.sink.Expect(t, "1002", "disconnected:-1", "onhook")
 	e.sink.Expect(t, "1001", "disconnected:1", "onhook")
 }
