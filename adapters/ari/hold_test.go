@@ -10,6 +10,7 @@ import (
 
 	"github.com/CyCoreSystems/ari/v5"
 
+	"github.com/csta-bridge/csta-bridge/adapters/ari/internal/fakeari"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
 
@@ -88,17 +89,7 @@ func TestHoldFailureKeepsCallConnected(t *testing.T) {
 			if moh, in := farState(t, h.fake, far); moh || in != bridge {
 				t.Errorf("far party: music on hold %v, in bridge %q; want no music, in %q", moh, in, bridge)
 			}
-			var got []string
-			for _, r := range h.fake.Requests()[n:] {
-				got = append(got, r.String())
-			}
-			var want []string
-			for _, r := range c.requests {
-				want = append(want, strings.NewReplacer("{far}", far, "{bridge}", bridge).Replace(r))
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("requests %v, want %v", got, want)
-			}
+			expectRequests(t, h.fake, n, c.requests, far, bridge)
 			h.a.mu.Lock()
 			l := h.a.legs[ref]
 			connected := l != nil && l.state == pbx.StateConnected && !l.heldBy
@@ -212,5 +203,23 @@ func TestMayHaveRun(t *testing.T) {
 	h.fake.Fail("DELETE", "/channels/nosuch", 500, `{"message":"Internal Server Error"}`, 1)
 	if err := h.a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey("nosuch"), "normal") }); err == nil || mayHaveRun(err) {
 		t.Errorf("refused (%v): the request may have run", err)
+	}
+}
+
+// expectRequests checks the fake's requests from the n-th on against want,
+// in which {far} and {bridge} stand for those ids.
+func expectRequests(t *testing.T, f *fakeari.Server, n int, want []string, far, bridge string) {
+	t.Helper()
+	var got []string
+	for _, r := range f.Requests()[n:] {
+		got = append(got, r.String())
+	}
+	ids := strings.NewReplacer("{far}", far, "{bridge}", bridge)
+	var exp []string
+	for _, w := range want {
+		exp = append(exp, ids.Replace(w))
+	}
+	if !slices.Equal(got, exp) {
+		t.Errorf("requests %v, want %v", got, exp)
 	}
 }

@@ -2,8 +2,6 @@ package ari
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/csta-bridge/csta-bridge/adapters/ari/internal/fakeari"
@@ -15,7 +13,6 @@ import (
 // (not outside it in silence), the connection held, no "retrieved", and
 // the CTI client gets the fault. A later RetrieveCall works.
 func TestRetrieveFailureKeepsCallHeld(t *testing.T) {
-	const internalError = `{"message":"Internal Server Error"}`
 	for _, c := range []struct {
 		name string
 		// fail arms the failure for the call's far party and bridge, and
@@ -98,17 +95,7 @@ func TestRetrieveFailureKeepsCallHeld(t *testing.T) {
 			if moh, in := farState(t, h.fake, far); !moh || in != "" {
 				t.Errorf("far party: music on hold %v, in bridge %q; want music outside any bridge", moh, in)
 			}
-			var got []string
-			for _, r := range h.fake.Requests()[n:] {
-				got = append(got, r.String())
-			}
-			var want []string
-			for _, r := range c.requests {
-				want = append(want, strings.NewReplacer("{far}", far, "{bridge}", bridge).Replace(r))
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("requests %v, want %v", got, want)
-			}
+			expectRequests(t, h.fake, n, c.requests, far, bridge)
 			h.a.mu.Lock()
 			l := h.a.legs[ref]
 			held := l != nil && l.state == pbx.StateHeld && l.heldBy
