@@ -20,26 +20,34 @@ func (p *PBX) legFor(op string, c pbx.CallRef) (*leg, error) {
 	return l, nil
 }
 
+// withLeg runs f on connection c under the lock, after the checks every
+// command makes: ctx not done, the simulator running, c known.
+func (p *PBX) withLeg(ctx context.Context, op string, c pbx.CallRef, f func(l *leg) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, err := p.legFor(op, c)
+	if err != nil {
+		return err
+	}
+	return f(l)
+}
+
 func stateErr(op string, l *leg) error {
 	return fmt.Errorf("sim: %s %s: connection is %s: %w", op, l.ref, l.state, pbx.ErrInvalidState)
 }
 
 // Answer picks up an alerting connection.
 func (p *PBX) Answer(ctx context.Context, c pbx.CallRef) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor("answer", c)
-	if err != nil {
-		return err
-	}
-	if l.state != pbx.StateAlerting {
-		return stateErr("answer", l)
-	}
-	p.answer(l.end)
-	return nil
+	return p.withLeg(ctx, "answer", c, func(l *leg) error {
+		if l.state != pbx.StateAlerting {
+			return stateErr("answer", l)
+		}
+		p.answer(l.end)
+		return nil
+	})
 }
 
 // Hold puts the far party of a connected call on hold.
@@ -53,16 +61,9 @@ func (p *PBX) Retrieve(ctx context.Context, c pbx.CallRef) error {
 }
 
 func (p *PBX) setHold(ctx context.Context, op string, c pbx.CallRef, hold, byPhone bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor(op, c)
-	if err != nil {
-		return err
-	}
-	return p.holdLeg(op, l, hold, byPhone)
+	return p.withLeg(ctx, op, c, func(l *leg) error {
+		return p.holdLeg(op, l, hold, byPhone)
+	})
 }
 
 // holdLeg moves l between connected and held. Callers hold p.mu.
@@ -92,17 +93,10 @@ func (p *PBX) ClearCall(ctx context.Context, c pbx.CallRef) error {
 }
 
 func (p *PBX) clear(ctx context.Context, op string, c pbx.CallRef) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor(op, c)
-	if err != nil {
-		return err
-	}
-	p.endCall(l.end.call, l.end)
-	return nil
+	return p.withLeg(ctx, op, c, func(l *leg) error {
+		p.endCall(l.end.call, l.end)
+		return nil
+	})
 }
 
 // SingleStepTransfer moves the far party of c to destination: a configured
@@ -110,46 +104,39 @@ func (p *PBX) clear(ctx context.Context, op string, c pbx.CallRef) error {
 // answers after AnswerAfter. Works from connected, held and alerting
 // (deflect).
 func (p *PBX) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destination string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	const op = "single step transfer"
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor(op, c)
-	if err != nil {
-		return err
-	}
-	dest, err := cleanNumber(destination)
-	if err != nil {
-		return fmt.Errorf("sim: %s %s: %v: %w", op, c, err, pbx.ErrInvalidDestination)
-	}
-	switch l.state {
-	case pbx.StateConnected, pbx.StateHeld, pbx.StateAlerting:
-	default:
-		return stateErr(op, l)
-	}
-	e := l.end
-	far := e.other()
-	if far.phase != answered {
-		return fmt.Errorf("sim: %s %s: the far party has not answered: %w", op, c, pbx.ErrInvalidState)
-	}
-	if dest == c.Ext || (far.ext != "" && dest == far.ext) || (far.ext == "" && dest == far.party.Number) {
-		return fmt.Errorf("sim: %s %s: %s is a party of the call: %w", op, c, dest, pbx.ErrInvalidDestination)
-	}
-	party, ext := p.partyFor(dest, "")
-	target := &end{call: e.call, party: party, ext: ext, phase: idle}
-	e.call.ends[e.call.index(e)] = target
+	return p.withLeg(ctx, op, c, func(l *leg) error {
+		dest, err := cleanNumber(destination)
+		if err != nil {
+			return fmt.Errorf("sim: %s %s: %v: %w", op, c, err, pbx.ErrInvalidDestination)
+		}
+		switch l.state {
+		case pbx.StateConnected, pbx.StateHeld, pbx.StateAlerting:
+		default:
+			return stateErr(op, l)
+		}
+		e := l.end
+		far := e.other()
+		if far.phase != answered {
+			return fmt.Errorf("sim: %s %s: the far party has not answered: %w", op, c, pbx.ErrInvalidState)
+		}
+		if dest == c.Ext || (far.ext != "" && dest == far.ext) || (far.ext == "" && dest == far.party.Number) {
+			return fmt.Errorf("sim: %s %s: %s is a party of the call: %w", op, c, dest, pbx.ErrInvalidDestination)
+		}
+		party, ext := p.partyFor(dest, "")
+		target := &end{call: e.call, party: party, ext: ext, phase: idle}
+		e.call.ends[e.call.index(e)] = target
 
-	p.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind})
-	p.clearLeg(l, pbx.CauseTransferred)
-	if far.leg != nil {
-		far.leg.remote = party
-		p.emit(pbx.Event{Kind: pbx.EventPartyChanged, Call: far.leg.ref, Remote: party})
-	}
-	p.log.Debug("single step transfer", "call", e.call.id, "from", c, "to", dest)
-	p.ring(target)
-	return nil
+		p.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind})
+		p.clearLeg(l, pbx.CauseTransferred)
+		if far.leg != nil {
+			far.leg.remote = party
+			p.emit(pbx.Event{Kind: pbx.EventPartyChanged, Call: far.leg.ref, Remote: party})
+		}
+		p.log.Debug("single step transfer", "call", e.call.id, "from", c, "to", dest)
+		p.ring(target)
+		return nil
+	})
 }
 
 // Transfer joins the far parties of held and active, two connections of the
@@ -263,37 +250,23 @@ func (p *PBX) originate(ext, id string, cstaID int, dest, destName string, offHo
 
 // TagCall stores the csta_id the core gave connection c; Sync reports it.
 func (p *PBX) TagCall(ctx context.Context, c pbx.CallRef, cstaID int) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor("tag", c)
-	if err != nil {
-		return err
-	}
-	l.cstaID = cstaID
-	select {
-	case <-l.tagged:
-	default:
-		close(l.tagged)
-	}
-	return nil
+	return p.withLeg(ctx, "tag", c, func(l *leg) error {
+		l.cstaID = cstaID
+		select {
+		case <-l.tagged:
+		default:
+			close(l.tagged)
+		}
+		return nil
+	})
 }
 
 // SendDTMF plays digits into a connected call; GET /sim/calls/{id}/dtmf
 // shows them.
 func (p *PBX) SendDTMF(ctx context.Context, c pbx.CallRef, digits string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, err := p.legFor("send DTMF", c)
-	if err != nil {
-		return err
-	}
-	return p.sendDTMF("send DTMF", l, digits, "bridge")
+	return p.withLeg(ctx, "send DTMF", c, func(l *leg) error {
+		return p.sendDTMF("send DTMF", l, digits, "bridge")
+	})
 }
 
 // sendDTMF records digits sent by connection l. Callers hold p.mu.
