@@ -1,11 +1,12 @@
 package pbxtest
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,13 @@ var actionEvents = map[string]string{
 	"action_setup_url": "setup",
 }
 
+// transferEvents are the transfer URLs, which ConfigAll adds: a Snom
+// fires action_transfer and then the blind or attended one.
+var transferEvents = map[string]string{
+	"action_transfer": "transfer", "action_blind_transfer": "blind_transfer",
+	"action_attended_transfer": "attended_transfer",
+}
+
 // NewActionSink starts a sink on 127.0.0.1; Expect and CollectUntil give
 // up after wait. It stops when the test ends.
 func NewActionSink(t testing.TB, wait time.Duration) *ActionSink {
@@ -50,17 +58,47 @@ func NewActionSink(t testing.TB, wait time.Duration) *ActionSink {
 
 // Config is the YAML for the sink's action URLs, one setting per line,
 // each line starting with indent.
-func (s *ActionSink) Config(indent string) string {
-	settings := make([]string, 0, len(actionEvents))
-	for setting := range actionEvents {
-		settings = append(settings, setting)
+func (s *ActionSink) Config(indent string) string { return s.config(indent, actionEvents) }
+
+// ConfigAll is Config with the transfer URLs too (the scenario table's).
+func (s *ActionSink) ConfigAll(indent string) string {
+	return s.config(indent, actionEvents, transferEvents)
+}
+
+func (s *ActionSink) config(indent string, sets ...map[string]string) string {
+	events := map[string]string{}
+	for _, set := range sets {
+		maps.Copy(events, set)
 	}
-	sort.Strings(settings)
+	settings := slices.Sorted(maps.Keys(events))
 	var b strings.Builder
 	for _, setting := range settings {
-		fmt.Fprintf(&b, "%s%s: %s/%s?ext=$active_user&csta_id=$csta_id\n", indent, setting, s.URL, actionEvents[setting])
+		fmt.Fprintf(&b, "%s%s: %s/%s?ext=$active_user&csta_id=$csta_id\n", indent, setting, s.URL, events[setting])
 	}
 	return b.String()
+}
+
+// next waits for ext's next action URL until ctx is done.
+func (s *ActionSink) next(ext string, ctx context.Context) (Hit, bool) {
+	select {
+	case h := <-s.ch(ext):
+		return h, true
+	case <-ctx.Done():
+		return Hit{}, false
+	}
+}
+
+// Drain takes every action URL of ext received so far.
+func (s *ActionSink) Drain(ext string) []Hit {
+	var out []Hit
+	for {
+		select {
+		case h := <-s.ch(ext):
+			out = append(out, h)
+		default:
+			return out
+		}
+	}
 }
 
 func (s *ActionSink) ch(ext string) chan Hit {

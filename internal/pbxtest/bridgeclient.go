@@ -107,6 +107,34 @@ func (c *BridgeClient) WaitReconnects(n int) time.Duration {
 	})
 }
 
+// metric sums the samples of a metric (every label set) on /metrics.
+func (c *BridgeClient) metric(name string) float64 {
+	c.t.Helper()
+	_, metrics := c.adminGet("/metrics")
+	var sum float64
+	for line := range strings.Lines(metrics) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest[strings.LastIndexByte(rest, ' ')+1:]), 64)
+		if err != nil {
+			c.t.Fatalf("/metrics: %q", line)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// WaitQuiet waits until the bridge has no live connection and no action
+// URL queued or in flight: then every URL it fired has been answered.
+func (c *BridgeClient) WaitQuiet() time.Duration {
+	c.t.Helper()
+	return c.poll("the bridge without calls and action URLs", func() bool {
+		return c.metric("csta_bridge_calls") == 0 && c.metric("csta_bridge_action_url_queue_length") == 0
+	})
+}
+
 // CSTA posts a request for ext in the SOAP envelope of Snom's templates
 // and returns the status, the body and how long the answer took.
 func (c *BridgeClient) CSTA(ext, service, inner string) (int, string, time.Duration) {

@@ -199,6 +199,7 @@ func (c *Call) setState(s State) {
 	c.state = s
 	close(c.changed)
 	c.changed = make(chan struct{})
+	c.phone.bump()
 }
 
 // end marks the call ended. Called once, by the call's goroutine.

@@ -70,6 +70,12 @@ type Phone struct {
 	calls  map[string]*Call // by SIP Call-ID
 	closed bool
 	wg     sync.WaitGroup // outgoing call goroutines
+
+	// changed is closed and replaced whenever a call starts, ends or
+	// changes state, so a test can wait for "some call of this phone is
+	// connected" without polling. Its own lock: setState holds the call's.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 // Start binds a UDP port on 127.0.0.1, serves SIP on it and, with a
@@ -228,6 +234,27 @@ func (p *Phone) Incoming(ctx context.Context) (*Call, error) {
 	}
 }
 
+// Changed returns a channel that is closed at the next change of any of
+// the phone's calls (a call starting, ending or changing state). Take it
+// before looking at Calls, then wait on it.
+func (p *Phone) Changed() <-chan struct{} {
+	p.changedMu.Lock()
+	defer p.changedMu.Unlock()
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
+	return p.changed
+}
+
+func (p *Phone) bump() {
+	p.changedMu.Lock()
+	defer p.changedMu.Unlock()
+	if p.changed != nil {
+		close(p.changed)
+	}
+	p.changed = make(chan struct{})
+}
+
 // Calls lists the phone's live calls.
 func (p *Phone) Calls() []*Call {
 	p.mu.Lock()
@@ -285,6 +312,7 @@ func (p *Phone) track(c *Call) bool {
 		return false
 	}
 	p.calls[c.callID] = c
+	p.bump()
 	return true
 }
 
@@ -294,6 +322,7 @@ func (p *Phone) untrack(c *Call) {
 	if p.calls[c.callID] == c {
 		delete(p.calls, c.callID)
 	}
+	p.bump()
 }
 
 func (p *Phone) callByID(id string) *Call {

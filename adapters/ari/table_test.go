@@ -1,0 +1,167 @@
+package ari
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/config"
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
+)
+
+// TestTableRealAsterisk plays the scenario table (internal/pbxtest) on a
+// real Asterisk with test phones, through the whole bridge. It runs when
+// CSTA_TEST_ARI_URL is set (README.md, "Integration test against a real
+// Asterisk"); CSTA_TEST_ARI_OUTSIDE names the dialplan extension@context
+// a Local channel plays for calls from outside (default 602@tests, music).
+func TestTableRealAsterisk(t *testing.T) {
+	env := realAsteriskEnv(t)
+	phones := pbxtest.StartPhones(t, env.exts, env.sip, env.sipPass)
+	endpoints := map[string]string{}
+	for _, e := range env.exts {
+		endpoints[e] = "PJSIP/" + e
+	}
+	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
+		PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
+			env.url, env.user, env.pass, env.app, env.context),
+		Exts: endpoints, Domain: "127.0.0.1", Wait: itWait,
+		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+			return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
+				Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
+				AnswerTimeout: 2 * time.Second}) // the "phone ignores auto-answer" row waits for it
+		},
+	})
+	rest := &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
+	outside := os.Getenv("CSTA_TEST_ARI_OUTSIDE")
+	if outside == "" {
+		outside = "602@tests"
+	}
+	exten, octx, _ := strings.Cut(outside, "@")
+	rig := &pbxtest.SIPRig{B: b, Exts: env.exts, Phones: phones,
+		Outside: func(ctx context.Context, ext string) error {
+			return rest.do(ctx, http.MethodPost, "/channels", url.Values{
+				"endpoint": {"Local/" + ext + "@" + env.context}, "context": {octx}, "extension": {exten}, "priority": {"1"},
+				"callerId": {"Outside <+4930123456>"}}, nil)
+		},
+		Leftovers: rest.leftovers,
+		Clear:     rest.clear,
+	}
+	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
+}
+
+// realAsterisk is the integration tests' view of the environment.
+type realAsterisk struct {
+	url, user, pass, app, context, sip, sipPass string
+	exts                                        [3]string
+}
+
+func realAsteriskEnv(t *testing.T) realAsterisk {
+	t.Helper()
+	e := realAsterisk{url: os.Getenv("CSTA_TEST_ARI_URL"), user: os.Getenv("CSTA_TEST_ARI_USER"),
+		pass: os.Getenv("CSTA_TEST_ARI_PASS"), app: os.Getenv("CSTA_TEST_ARI_APP"),
+		context: os.Getenv("CSTA_TEST_ARI_CONTEXT"), sip: os.Getenv("CSTA_TEST_ARI_SIP"),
+		sipPass: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), exts: [3]string{"1001", "1002", "1003"}}
+	if e.url == "" {
+		t.Skip("CSTA_TEST_ARI_URL not set: no Asterisk to test against")
+	}
+	if e.sip == "" {
+		t.Fatal("CSTA_TEST_ARI_SIP must name Asterisk's PJSIP UDP transport (host:port) the test phones register with")
+	}
+	if e.app == "" {
+		e.app = "csta-bridge"
+	}
+	if e.context == "" {
+		e.context = "from-internal"
+	}
+	if v := os.Getenv("CSTA_TEST_ARI_EXTENSIONS"); v != "" {
+		names := strings.Split(v, ",")
+		if len(names) != 3 {
+			t.Fatalf("CSTA_TEST_ARI_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", v)
+		}
+		for i, n := range names {
+			e.exts[i] = strings.TrimSpace(n)
+		}
+	}
+	return e
+}
+
+// ariREST is plain HTTP to ARI for what the rig checks and does behind
+// the bridge's back, independent of the adapter under test.
+type ariREST struct {
+	root, user, pass string
+	http             *http.Client
+}
+
+func (r *ariREST) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := strings.TrimSuffix(r.root, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(r.user, r.pass)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode > 299 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+type ariObject struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (r *ariREST) lists(ctx context.Context) (chans, bridges []ariObject, err error) {
+	if err = r.do(ctx, http.MethodGet, "/channels", nil, &chans); err != nil {
+		return nil, nil, err
+	}
+	err = r.do(ctx, http.MethodGet, "/bridges", nil, &bridges)
+	return chans, bridges, err
+}
+
+// leftovers lists Asterisk's channels and bridges ("" when none).
+func (r *ariREST) leftovers(ctx context.Context) (string, error) {
+	chans, bridges, err := r.lists(ctx)
+	if err != nil || len(chans)+len(bridges) == 0 {
+		return "", err
+	}
+	return fmt.Sprintf("channels %v, bridges %v", chans, bridges), nil
+}
+
+// clear hangs up every channel and destroys every bridge.
+func (r *ariREST) clear(ctx context.Context) error {
+	chans, bridges, err := r.lists(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range chans {
+		_ = r.do(ctx, http.MethodDelete, "/channels/"+c.ID, nil, nil)
+	}
+	for _, b := range bridges {
+		_ = r.do(ctx, http.MethodDelete, "/bridges/"+b.ID, nil, nil)
+	}
+	return nil
+}

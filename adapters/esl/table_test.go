@@ -1,0 +1,174 @@
+package esl
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/bridge/config"
+	"github.com/csta-bridge/csta-bridge/bridge/pbx"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
+	"github.com/csta-bridge/csta-bridge/internal/testphone"
+)
+
+// TestTableRealFreeSWITCH plays the scenario table (internal/pbxtest) on
+// a real FreeSWITCH with test phones, through the whole bridge. It runs
+// when CSTA_TEST_ESL_ADDR is set (README.md, "Integration test"). Calls
+// from outside are loopback channels playing a tone, as IVRs and ring
+// groups built with loopback reach a phone.
+func TestTableRealFreeSWITCH(t *testing.T) {
+	env := realFreeSWITCHEnv(t)
+	phones := pbxtest.StartPhones(t, env.exts, env.sip, env.sipPass)
+	endpoints := map[string]string{}
+	for _, e := range env.exts {
+		endpoints[e] = "user/" + e
+	}
+	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
+		PBX:  fmt.Sprintf("  type: esl\n  esl: {address: %q, password: %q, context: %q}\n", env.addr, env.pass, env.context),
+		Exts: endpoints, Domain: env.domain, Wait: itWait,
+		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+			return New(Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password, Context: cfg.PBX.ESL.Context,
+				Logger: log, AnswerTimeout: 4 * time.Second}) // the "phone ignores auto-answer" row waits for it
+		},
+	})
+	cli := &rawESL{addr: env.addr, pass: env.pass}
+	// The first extension answers and holds on the phone's own talk/hold
+	// events (csta_allow_events), the others by the auto-answer swap and
+	// uuid_hold: the table plays once with each as A.
+	t.Run("A answers on talk events", func(t *testing.T) {
+		rig := freeSWITCHRig(b, cli, env, env.exts, phones)
+		rig.Lacking = map[pbxtest.Need]string{pbxtest.NeedIgnoreAutoAnswer: "A answers on the talk event, whatever its auto-answer policy"}
+		pbxtest.RunTable(t, rig, pbxtest.Scenarios)
+	})
+	t.Run("A answers by auto-answer swap", func(t *testing.T) {
+		exts := [3]string{env.exts[1], env.exts[2], env.exts[0]}
+		rig := freeSWITCHRig(b, cli, env, exts, [3]*testphone.Phone{phones[1], phones[2], phones[0]})
+		pbxtest.RunTable(t, rig, pbxtest.Scenarios)
+	})
+}
+
+// freeSWITCHRig is the table's rig on a real FreeSWITCH with extensions
+// exts (A, B, C) played by phones.
+func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]string, phones [3]*testphone.Phone) *pbxtest.SIPRig {
+	return &pbxtest.SIPRig{B: b, Exts: exts, Phones: phones,
+		// The vanilla dialplan's Local_Extension sends unanswered calls to voicemail.
+		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
+		Outside: func(ctx context.Context, ext string) error {
+			reply, err := cli.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456}loopback/"+ext+"/"+env.context+
+				" &playback(tone_stream://%(1000,0,440);loops=-1)")
+			if err == nil && !strings.HasPrefix(reply, "+OK") {
+				err = fmt.Errorf("originate: %s", reply)
+			}
+			return err
+		},
+		Leftovers: func(ctx context.Context) (string, error) {
+			reply, err := cli.api(ctx, "api show channels count")
+			if err != nil || strings.TrimSpace(reply) == "0 total." {
+				return "", err
+			}
+			return strings.TrimSpace(reply), nil
+		},
+		Clear: func(ctx context.Context) error {
+			_, err := cli.api(ctx, "api hupall NORMAL_CLEARING")
+			return err
+		},
+	}
+}
+
+type realFreeSWITCH struct {
+	addr, pass, sip, sipPass, domain, context string
+	exts                                      [3]string
+}
+
+func realFreeSWITCHEnv(t *testing.T) realFreeSWITCH {
+	t.Helper()
+	e := realFreeSWITCH{addr: os.Getenv("CSTA_TEST_ESL_ADDR"), pass: os.Getenv("CSTA_TEST_ESL_PASS"),
+		sip: os.Getenv("CSTA_TEST_ESL_SIP"), sipPass: os.Getenv("CSTA_TEST_ESL_SIP_PASS"),
+		domain: os.Getenv("CSTA_TEST_ESL_DOMAIN"), context: os.Getenv("CSTA_TEST_ESL_CONTEXT"),
+		exts: [3]string{"1001", "1002", "1003"}}
+	if e.addr == "" {
+		t.Skip("CSTA_TEST_ESL_ADDR not set: no FreeSWITCH to test against")
+	}
+	if e.pass == "" {
+		t.Fatal("CSTA_TEST_ESL_PASS must hold the event socket password")
+	}
+	host, _, err := net.SplitHostPort(e.sip)
+	if err != nil {
+		t.Fatalf("CSTA_TEST_ESL_SIP=%q must name the SIP profile (UDP host:port) the test phones register with: %v", e.sip, err)
+	}
+	if e.domain == "" {
+		e.domain = host
+	}
+	if e.context == "" {
+		e.context = "default"
+	}
+	if v := os.Getenv("CSTA_TEST_ESL_EXTENSIONS"); v != "" {
+		names := strings.Split(v, ",")
+		if len(names) != 3 {
+			t.Fatalf("CSTA_TEST_ESL_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", v)
+		}
+		for i, n := range names {
+			e.exts[i] = strings.TrimSpace(n)
+		}
+	}
+	return e
+}
+
+// rawESL sends one command per connection over the event socket: what the
+// rig checks and does behind the bridge's back, independent of the
+// adapter (and of eslgo) under test.
+type rawESL struct{ addr, pass string }
+
+func (c *rawESL) api(ctx context.Context, cmd string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	_ = conn.SetDeadline(deadline)
+	r := textproto.NewReader(bufio.NewReader(conn))
+	read := func() (textproto.MIMEHeader, string, error) {
+		h, err := r.ReadMIMEHeader()
+		if err != nil {
+			return nil, "", err
+		}
+		n, _ := strconv.Atoi(h.Get("Content-Length"))
+		body := make([]byte, n)
+		_, err = io.ReadFull(r.R, body)
+		return h, string(body), err
+	}
+	if _, _, err := read(); err != nil { // auth/request
+		return "", err
+	}
+	if _, err := fmt.Fprintf(conn, "auth %s\n\n", c.pass); err != nil {
+		return "", err
+	}
+	if h, _, err := read(); err != nil || !strings.HasPrefix(h.Get("Reply-Text"), "+OK") {
+		return "", fmt.Errorf("event socket auth: %q %v", h.Get("Reply-Text"), err)
+	}
+	if _, err := fmt.Fprintf(conn, "%s\n\n", cmd); err != nil {
+		return "", err
+	}
+	h, body, err := read()
+	if err != nil {
+		return "", err
+	}
+	if body == "" {
+		body = h.Get("Reply-Text")
+	}
+	return body, nil
+}

@@ -1,0 +1,261 @@
+package pbxtest
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A step that a phone's user takes.
+type phoneStep struct {
+	who  Role
+	what string
+	to   Role
+	act  func(p *play, ph Phone) error
+}
+
+func (s phoneStep) String() string {
+	if s.what == "dials" {
+		return fmt.Sprintf("%s dials %s", s.who, s.to)
+	}
+	return fmt.Sprintf("%s's phone %s", s.who, s.what)
+}
+
+func (s phoneStep) do(p *play) {
+	p.t.Helper()
+	if err := s.act(p, p.rig.Phone(s.who)); err != nil {
+		p.fatalf("%s: %v", s, err)
+	}
+}
+
+// Dial: the phone of from calls to's extension.
+func Dial(from, to Role) Step {
+	return phoneStep{who: from, what: "dials", to: to, act: func(p *play, ph Phone) error {
+		return ph.Dial(p.ctx, p.rig.Ext(to))
+	}}
+}
+
+// PickUp: the phone's user answers the ringing call.
+func PickUp(r Role) Step {
+	return phoneStep{who: r, what: "picks up", act: func(p *play, ph Phone) error { return ph.Answer(p.ctx) }}
+}
+
+// HangUp: the phone's user hangs up its newest call.
+func HangUp(r Role) Step {
+	return phoneStep{who: r, what: "hangs up", act: func(p *play, ph Phone) error { return ph.Hangup(p.ctx) }}
+}
+
+// PhoneHold: the phone's user presses hold.
+func PhoneHold(r Role) Step {
+	return phoneStep{who: r, what: "holds", act: func(p *play, ph Phone) error { return ph.Hold(p.ctx) }}
+}
+
+// PhoneUnhold: the phone's user resumes the call it held.
+func PhoneUnhold(r Role) Step {
+	return phoneStep{who: r, what: "resumes", act: func(p *play, ph Phone) error { return ph.Unhold(p.ctx) }}
+}
+
+// Shows waits until the phone shows st.
+func Shows(r Role, st Showing) Step {
+	return phoneStep{who: r, what: "shows " + st.String(), act: func(p *play, ph Phone) error { return ph.Wait(p.ctx, st) }}
+}
+
+// OutsideCalls: the PBX calls r from a party that is no mapped phone.
+func OutsideCalls(r Role) Step {
+	return phoneStep{who: r, what: "rings from outside", act: func(p *play, _ Phone) error {
+		return p.rig.OutsideCall(p.ctx, p.rig.Ext(r))
+	}}
+}
+
+type ignoreStep struct {
+	who Role
+	on  bool
+}
+
+// IgnoreAutoAnswer switches the phone's auto-answer policy off (on=true)
+// or back on.
+func IgnoreAutoAnswer(r Role, on bool) Step { return ignoreStep{r, on} }
+
+func (s ignoreStep) String() string { return fmt.Sprintf("%s ignores auto-answer: %v", s.who, s.on) }
+func (s ignoreStep) do(p *play)     { p.rig.SetIgnoreAutoAnswer(s.who, s.on) }
+
+// urlStep expects action URLs of one extension.
+type urlStep struct {
+	who      Role
+	want     []string
+	anyOrder bool
+}
+
+// URLs expects the next action URLs of r's extension, in this order.
+// "incoming:a1" is the URL of action_incoming_url with csta_id a1 (a label
+// bound by the first URL or response that carries it); events without a
+// call ("offhook", "onhook") have no label.
+func URLs(r Role, want ...string) Step { return urlStep{who: r, want: want} }
+
+// URLsAnyOrder expects these next action URLs of r's extension in any
+// order: the URLs of two calls that end together have no order between
+// them (those of each call keep theirs: checked when they are labelled).
+func URLsAnyOrder(r Role, want ...string) Step { return urlStep{who: r, want: want, anyOrder: true} }
+
+func (s urlStep) String() string {
+	return fmt.Sprintf("%s's action URLs %s", s.who, strings.Join(s.want, ", "))
+}
+
+func (s urlStep) do(p *play) {
+	p.t.Helper()
+	ext := p.rig.Ext(s.who)
+	sink := p.rig.Sink()
+	left := slices.Clone(s.want)
+	var got []string
+	for len(left) > 0 {
+		h, ok := sink.next(ext, p.ctx)
+		if !ok {
+			p.fatalf("%s: got %v, no more within the row's time; still waiting for %v", s, got, left)
+		}
+		got = append(got, h.String())
+		i := 0
+		if s.anyOrder {
+			i = firstMatch(p, left, h)
+		}
+		if i < 0 || !matches(p, left[i], h) {
+			p.fatalf("%s: got %v, the last one unexpected (wanted next: %v)", s, got, left)
+		}
+		event, label, _ := strings.Cut(left[i], ":")
+		p.bind(s.who, label, h.CSTAID, event+" URL")
+		left = slices.Delete(left, i, i+1)
+	}
+}
+
+// firstMatch is the index of the wanted URL h is, among those that may
+// come next: the first of each label (a call's own URLs keep their order),
+// or -1.
+func firstMatch(p *play, left []string, h Hit) int {
+	seen := map[string]bool{}
+	for i, w := range left {
+		_, label, _ := strings.Cut(w, ":")
+		if seen[label] {
+			continue
+		}
+		seen[label] = true
+		if matches(p, w, h) {
+			return i
+		}
+	}
+	return -1
+}
+
+// matches: the URL is the wanted event, and its csta_id fits the label
+// (same as bound, or not yet bound).
+func matches(p *play, want string, h Hit) bool {
+	event, label, _ := strings.Cut(want, ":")
+	if h.Event != event {
+		return false
+	}
+	if label == "" {
+		return h.CSTAID == ""
+	}
+	b, ok := p.ids[label]
+	return !ok || b.id == h.CSTAID
+}
+
+// Arg is one element of a CSTA request's body.
+type Arg func(p *play) string
+
+// Conn is a ConnectionID element with the csta_id of a label, in Snom's
+// bare-text form.
+func Conn(elem, label string) Arg {
+	return func(p *play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, p.id(label), elem) }
+}
+
+// Number is an element holding a role's extension number.
+func Number(elem string, r Role) Arg {
+	return func(p *play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, p.rig.Ext(r), elem) }
+}
+
+// Text is an element with literal content ("" for an empty element).
+func Text(elem, v string) Arg {
+	return func(*play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, v, elem) }
+}
+
+// ReqStep is a CSTA request sent to an extension's /csta.
+type ReqStep struct {
+	who     Role
+	service string
+	args    []Arg
+	fault   string // the CSTA error code wanted; "" for success
+	binds   string // label the response's callID binds
+}
+
+// Req sends a CSTA request (in the SOAP envelope of Snom's templates) to
+// r's extension; it must succeed unless Fault says otherwise.
+func Req(r Role, service string, args ...Arg) ReqStep {
+	return ReqStep{who: r, service: service, args: args}
+}
+
+// Fault: the request must fail with this ECMA-269 error value.
+func (s ReqStep) Fault(code string) ReqStep { s.fault = code; return s }
+
+// Binds: the response's callID (MakeCall's new call, a transfer's
+// transferredCall) is label's csta_id.
+func (s ReqStep) Binds(label string) ReqStep { s.binds = label; return s }
+
+func (s ReqStep) String() string {
+	out := fmt.Sprintf("%s %s", s.who, s.service)
+	if s.fault != "" {
+		out += " → " + s.fault
+	}
+	return out
+}
+
+var callIDElem = regexp.MustCompile(`<(?:\w+:)?callID>(-?\d+)</(?:\w+:)?callID>`)
+
+func (s ReqStep) do(p *play) {
+	p.t.Helper()
+	var inner strings.Builder
+	for _, a := range s.args {
+		inner.WriteString(a(p))
+	}
+	status, body, took := p.rig.Bridge().CSTA(p.rig.Ext(s.who), s.service, inner.String())
+	switch {
+	case s.fault == "" && (status != http.StatusOK || !strings.Contains(body, s.service+"Response")):
+		p.fatalf("%s: status %d after %s, body %s", s, status, took.Round(time.Millisecond), body)
+	case s.fault != "" && (status != http.StatusInternalServerError || !strings.Contains(body, "<csta:operation>"+s.fault+"</csta:operation>")):
+		p.fatalf("%s: status %d after %s, body %s", s, status, took.Round(time.Millisecond), body)
+	}
+	if s.binds != "" {
+		m := callIDElem.FindStringSubmatch(body)
+		if m == nil {
+			p.fatalf("%s: no callID in %s", s, body)
+		}
+		p.bind(s.who, s.binds, m[1], s.service+"Response")
+	}
+}
+
+type quirkStep struct {
+	q     Quirk
+	has   bool
+	steps []Step
+}
+
+// If plays steps only on a PBX with quirk q.
+func If(q Quirk, steps ...Step) Step { return quirkStep{q: q, has: true, steps: steps} }
+
+// Unless plays steps only on a PBX without quirk q.
+func Unless(q Quirk, steps ...Step) Step { return quirkStep{q: q, steps: steps} }
+
+func (s quirkStep) String() string {
+	if s.has {
+		return fmt.Sprintf("where %s: %d steps", s.q, len(s.steps))
+	}
+	return fmt.Sprintf("unless %s: %d steps", s.q, len(s.steps))
+}
+
+func (s quirkStep) do(p *play) {
+	p.t.Helper()
+	if p.rig.Has(s.q) == s.has {
+		p.steps(s.steps)
+	}
+}
