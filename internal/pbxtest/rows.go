@@ -157,7 +157,8 @@ var Scenarios = []Scenario{
 		},
 	},
 	{
-		Name: "MakeCall to another phone, cleared by the far phone",
+		Name:  "MakeCall to another phone, cleared by the far phone",
+		Needs: []Need{NeedDialplan},
 		Steps: []Step{
 			Req(A, "MakeCall", Text("callingDevice", ""), Number("calledDirectoryNumber", B)).Binds("a1"),
 			URLs(A, "offhook", "outgoing:a1"),
@@ -173,7 +174,8 @@ var Scenarios = []Scenario{
 		},
 	},
 	{
-		Name: "SingleStepTransferCall to a third phone",
+		Name:  "SingleStepTransferCall to a third phone",
+		Needs: []Need{NeedDialplan},
 		Steps: []Step{
 			Dial(B, A),
 			URLs(A, "incoming:a1"),
@@ -195,7 +197,8 @@ var Scenarios = []Scenario{
 		},
 	},
 	{
-		Name: "TransferCall: hold, consult a third phone, transfer",
+		Name:  "TransferCall: hold, consult a third phone, transfer",
+		Needs: []Need{NeedDialplan},
 		Steps: []Step{
 			Dial(B, A),
 			URLs(A, "incoming:a1"),

@@ -77,6 +77,9 @@ const (
 	// a party that is no mapped phone (an outside line, an IVR, a loopback
 	// or Local channel).
 	NeedOutsideCaller Need = "calls from a party that is no mapped phone"
+	// NeedDialplan: a number the bridge dials (MakeCall, a transfer's
+	// target) reaches the extension's phone through the PBX's dialplan.
+	NeedDialplan Need = "numbers dialled by the bridge reach the phones through the dialplan"
 )
 
 // Quirk is a way a PBX, as commonly configured, differs from a bare
