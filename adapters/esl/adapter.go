@@ -166,6 +166,9 @@ func (a *Adapter) connect(ctx context.Context) (*session, error) {
 		ce := decodeEvent(e.Headers, e.Body)
 		switch ce.Name {
 		case "BACKGROUND_JOB":
+			if a.debug() {
+				a.log.Debug("esl event", "event", ce.Name, "seq", ce.Seq, "job", ce.JobUUID, "result", shorten(ce.Body))
+			}
 			a.jobs.complete(ce.JobUUID, ce.Body)
 		case "HEARTBEAT", "":
 		default:

@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"context"
 	"log/slog"
 	"maps"
 	"strings"
@@ -60,7 +61,10 @@ type leg struct {
 	ended        bool
 
 	bridgeHoldUntil time.Time // a hold change before this was requested by the bridge
-	expected        time.Time // when the bridge originated it (expect table)
+	// mohPending: held with uuid_hold, whose hold music has not been seen
+	// starting on the partner yet (see Adapter.waitHoldMusic).
+	mohPending bool
+	expected   time.Time // when the bridge originated it (expect table)
 }
 
 func (l *leg) ref() pbx.CallRef { return pbx.CallRef{Ext: l.ext, ID: l.id} }
@@ -76,6 +80,7 @@ const (
 	sigUnbridged
 	sigGone
 	sigBridged // CHANNEL_BRIDGE names the channel, tracked or not (Transfer)
+	sigMusic   // the partner of a channel held with uuid_hold plays hold music
 )
 
 type waiter struct {
@@ -155,14 +160,35 @@ func (s *callState) extension(name string) (pbx.Extension, bool) {
 	return x, ok
 }
 
-// extOf finds the extension a channel belongs to. The presence id is the
-// most reliable per-user key; legs created by user/1001 also carry
-// dialed_user, and the channel name carries the device's user otherwise.
+// extOf finds the extension a channel belongs to, "" when it is none's.
+//
+// The presence id is the most reliable per-user key: user/1001 sets it on
+// the channel that calls the device, and mod_sofia on a channel the phone
+// calls in on. When a channel has one, it decides alone: dialed_user is
+// also set on the *calling* channel of a bridge to user/1002
+// (mod_dptools user_outgoing_channel, a_basic_call's 1001 leg from its
+// CHANNEL_ANSWER on), so an unmapped caller would otherwise pass for a
+// channel of the extension it calls. Without a presence id, dialed_user
+// counts only on a channel FreeSWITCH called out on (Call-Direction
+// outbound), the channel name only for the device's own endpoint, and a
+// loopback channel (loopback/1005-a, -b: IVRs, ring groups, click-to-call
+// of other applications) is never a device's channel, whatever it dialled.
 func (s *callState) extOf(ev chEvent) string {
-	for _, u := range []string{userPart(ev.Presence), ev.DialedUser, userPart(ev.ChanName)} {
-		if u == "" {
-			continue
+	if strings.HasPrefix(ev.ChanName, "loopback/") {
+		return ""
+	}
+	if ev.Presence != "" {
+		if x, ok := s.users[userPart(ev.Presence)]; ok {
+			return x
 		}
+		return ""
+	}
+	if ev.DialedUser != "" && ev.Dir != "inbound" {
+		if x, ok := s.users[ev.DialedUser]; ok {
+			return x
+		}
+	}
+	if u := userPart(ev.ChanName); u != "" {
 		if x, ok := s.users[u]; ok {
 			return x
 		}
@@ -249,20 +275,39 @@ func isEnd(name string) bool {
 func (s *callState) handle(ev chEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	l := s.apply(ev)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logEvent(ev, l)
+	}
+}
+
+// apply applies one event under s.mu and returns the connection it was
+// attributed to (nil: not ours).
+func (s *callState) apply(ev chEvent) *leg {
 	if ev.Name == "CUSTOM" {
 		switch ev.Subclass {
 		case "sofia::register":
 			s.device(ev.RegUser, true)
-			return
+			return nil
 		case "sofia::unregister", "sofia::expire":
 			s.device(ev.RegUser, false)
-			return
+			return nil
 		}
 	}
 	if ev.UUID == "" {
-		return
+		return nil
 	}
 
+	if ev.Name == "PLAYBACK_START" {
+		// uuid_hold starts hold music on the held channel's partner.
+		for _, l := range s.legs {
+			if l.other == ev.UUID && l.mohPending {
+				l.mohPending = false
+				s.notify(l.uuid, sigMusic)
+			}
+		}
+		return nil
+	}
 	if ev.Name == "CHANNEL_BRIDGE" {
 		// Transfer waits for the far parties it joins, which are not
 		// the extensions' channels and so are not tracked.
@@ -279,7 +324,7 @@ func (s *callState) handle(ev chEvent) {
 	l := s.legs[ev.UUID]
 	if l == nil {
 		if l = s.adopt(ev); l == nil {
-			return
+			return nil
 		}
 	}
 	if ev.Other != "" && !isEnd(ev.Name) {
@@ -350,6 +395,7 @@ func (s *callState) handle(ev chEvent) {
 			s.end(l, ev)
 		}
 	}
+	return l
 }
 
 // device reports a registration change of an extension's device. Phones
@@ -527,6 +573,7 @@ func (s *callState) retrieved(l *leg) {
 		return
 	}
 	l.held = false
+	l.mohPending = false
 	s.notify(l.uuid, sigRetrieved)
 	if l.xferReported {
 		return
@@ -729,11 +776,44 @@ func hangupCause(l *leg, cause string) pbx.Cause {
 	return pbx.CauseNormal
 }
 
+// swapDone makes the new channel of an answer swap the connection c,
+// answered, connected and bridged to caller, whether or not its own events
+// have been seen yet (they lag the originate's result and uuid_bridge's
+// +OK), so the next command on c is judged on that state; its late events
+// change nothing. It reports false when the session has ended: the resync
+// after the reconnect then decides (settleSwaps).
+func (s *callState) swapDone(sess *session, c pbx.CallRef, id, caller string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.ctx.Err() != nil {
+		return false
+	}
+	l := s.legs[id]
+	if l == nil {
+		if l = s.expect[id]; l == nil {
+			// Ended (or doomed) meanwhile; its end is reported as usual.
+			return true
+		}
+		delete(s.expect, id)
+		s.legs[id] = l
+		s.notify(id, sigCreated)
+	}
+	s.refs[c] = id
+	l.other = caller
+	if !l.answered {
+		l.answered = true
+		s.notify(id, sigAnswered)
+	}
+	s.connected(l)
+	return true
+}
+
 // legView is a copy of what a command needs to know about a connection.
 type legView struct {
 	uuid, other, ext          string
 	dir                       pbx.Direction
 	answered, connected, held bool
+	mohPending                bool
 	talk                      bool
 	presence                  string
 	remote                    pbx.Party
@@ -754,7 +834,7 @@ func (s *callState) lookup(c pbx.CallRef) (legView, error) {
 		return legView{}, pbx.ErrInvalidState
 	}
 	return legView{uuid: l.uuid, other: l.other, ext: l.ext, dir: l.dir, answered: l.answered,
-		connected: l.connected, held: l.held, talk: l.talk, presence: l.presence, remote: l.remote, cstaID: l.cstaID}, nil
+		connected: l.connected, held: l.held, mohPending: l.mohPending, talk: l.talk, presence: l.presence, remote: l.remote, cstaID: l.cstaID}, nil
 }
 
 // update changes a tracked channel under the lock; it reports false when

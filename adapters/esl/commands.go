@@ -226,6 +226,15 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 		dropNew()
 		return nil
 	}
+	// uuid_bridge answers +OK before the bridge exists, and FreeSWITCH
+	// reports the device's answer and the bridge a moment after the job
+	// result and the +OK. Answer returns once the bridge is there and the
+	// new channel is the connection, answered and connected: a HoldCall
+	// sent the moment AnswerCall returns must find the call connected, and
+	// uuid_hold must find the caller as the new channel's partner (its
+	// hold music goes to the partner).
+	bridged := a.state.watch(id, sigBridged, sigGone)
+	defer a.state.unwatch(bridged)
 	if _, err := s.api(ctx, "uuid_bridge", l.other+" "+id); err != nil {
 		a.state.mu.Lock()
 		live = s.ctx.Err() == nil
@@ -241,6 +250,19 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 		}
 		dropNew()
 		return err
+	}
+	sig, err := wait(ctx, bridged, a.opts.CommandTimeout)
+	switch {
+	case err != nil:
+		return err
+	case sig == sigGone:
+		return fmt.Errorf("the device's new call ended before it was bridged: %w", pbx.ErrNoSuchCall)
+	case sig == 0:
+		// FreeSWITCH said +OK, so the bridge is being made.
+		a.log.Warn("no bridge event after uuid_bridge of an answer swap", "caller", l.other, "uuid", id)
+	}
+	if !a.state.swapDone(s, c, id, l.other) {
+		return lost()
 	}
 	// Bridging the caller away already cancels the ringing channel; make sure.
 	if _, err := s.api(ctx, "uuid_kill", l.uuid+" LOSE_RACE"); err != nil && !isNoSuchCall(err) {
@@ -302,9 +324,19 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 	// FreeSWITCH reports the hold change a moment after its +OK. The
 	// request is answered once the state machine has seen it: a RetrieveCall
 	// right after a HoldCall must find the call held.
+	if hold {
+		// Hold music starts on the partner a moment after uuid_hold's
+		// events (160 ms after CHANNEL_HOLD in traces/freeswitch/d_hold).
+		a.state.update(l.uuid, func(x *leg) { x.mohPending = true })
+	} else if l.mohPending {
+		a.waitHoldMusic(ctx, l)
+	}
 	w := a.state.watch(l.uuid, want, sigGone)
 	defer a.state.unwatch(w)
 	if _, err := s.api(ctx, "uuid_hold", args+l.uuid); err != nil {
+		if hold {
+			a.state.update(l.uuid, func(x *leg) { x.mohPending = false })
+		}
 		return fmt.Errorf("esl: %s %s: %w", op, c, err)
 	}
 	sig, err := wait(ctx, w, a.opts.ConfirmTimeout)
@@ -324,6 +356,26 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 		})
 	}
 	return nil
+}
+
+// waitHoldMusic waits, for a bounded time, until the hold music uuid_hold
+// queued on the partner of l has started. `uuid_hold off` stops the
+// partner's music only if it is playing (switch_ivr_unhold →
+// switch_channel_stop_broadcast, which tests CF_BROADCAST): music still
+// queued when the retrieve arrives starts afterwards and loops for good,
+// and the caller never hears the phone again. Without hold music
+// (hold_music unset) nothing starts: the wait ends at ConfirmTimeout.
+func (a *Adapter) waitHoldMusic(ctx context.Context, l legView) {
+	w := a.state.watch(l.uuid, sigMusic, sigGone)
+	defer a.state.unwatch(w)
+	pending := true
+	a.state.update(l.uuid, func(x *leg) { pending = x.mohPending })
+	if !pending {
+		return
+	}
+	if sig, err := wait(ctx, w, a.opts.ConfirmTimeout); err == nil && sig == 0 {
+		a.log.Info("no hold music seen starting on the held call's partner; retrieving anyway", "uuid", l.uuid, "partner", l.other)
+	}
 }
 
 func stateWord(l legView) string {

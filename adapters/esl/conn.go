@@ -20,7 +20,7 @@ import (
 // eslgo v1.4.1 leaves the headers of JSON and XML events empty).
 const subscription = "event plain CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER " +
 	"CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HOLD CHANNEL_UNHOLD CHANNEL_CALLSTATE CHANNEL_HANGUP " +
-	"CHANNEL_HANGUP_COMPLETE CHANNEL_DESTROY CALL_UPDATE BACKGROUND_JOB HEARTBEAT " +
+	"CHANNEL_HANGUP_COMPLETE CHANNEL_DESTROY CALL_UPDATE PLAYBACK_START BACKGROUND_JOB HEARTBEAT " +
 	"CUSTOM sofia::transferor sofia::transferee sofia::replaced sofia::register sofia::unregister sofia::expire"
 
 // rawCommand is an ESL command line sent as is.
@@ -209,11 +209,21 @@ func (s *session) send(ctx context.Context, conn *eslgo.Conn, cmd command.Comman
 	}
 	ch := make(chan result, 1)
 	go func() {
+		began := time.Now()
 		cctx, cancel := context.WithTimeout(s.ctx, s.a.opts.CommandTimeout)
 		r, err := conn.SendCommand(cctx, cmd)
 		cancel()
 		if err == nil && r == nil {
 			err = errors.New("connection closed")
+		}
+		if s.a.debug() {
+			reply := ""
+			if r != nil {
+				if reply = string(r.Body); reply == "" {
+					reply = r.GetReply()
+				}
+			}
+			s.a.logCommand(cmd.BuildMessage(), reply, time.Since(began), err)
 		}
 		if err != nil {
 			s.fail(fmt.Errorf("command %q: %w", firstWords(cmd.BuildMessage(), 2), err))

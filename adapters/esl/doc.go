@@ -31,4 +31,9 @@
 // the device with auto-answer headers and swapping the legs, PBX-side hold
 // with uuid_hold, uuid_transfer -bleg, uuid_bridge + uuid_kill, and bgapi
 // originate for MakeCall.
+//
+// A command returns once the adapter's own view of the connection is the
+// resulting state (an answer swap: the new channel is the connection,
+// answered and bridged), so the next command sent the moment it returned is
+// judged on that state; FreeSWITCH's late events about it change nothing.
 package esl

@@ -25,6 +25,10 @@ type Reply struct {
 	// After is sent to every event subscriber once the reply went out (for
 	// bgapi: after the BACKGROUND_JOB event).
 	After []Event
+	// AfterDelay is a pause between the reply (for bgapi: the
+	// BACKGROUND_JOB event) and the After events, as when FreeSWITCH reports
+	// what a command did a moment after it answered.
+	AfterDelay time.Duration
 }
 
 // Handler answers api/bgapi commands; cmd is the line without "api "/"bgapi ".
@@ -342,7 +346,15 @@ func (s *Server) serve(c *conn, greeting string) {
 				return
 			}
 			c.write(Frame{Headers: []Header{{"Content-Type", "api/response"}}, Body: []byte(rep.Body)}.Bytes())
-			s.Emit(rep.After...)
+			if rep.AfterDelay > 0 {
+				go func() {
+					if s.sleep(rep.AfterDelay) {
+						s.Emit(rep.After...)
+					}
+				}()
+			} else {
+				s.Emit(rep.After...)
+			}
 		case strings.HasPrefix(line, "bgapi "):
 			cmd := strings.TrimSpace(strings.TrimPrefix(line, "bgapi "))
 			rep := s.answer(cmd, true)
@@ -362,7 +374,9 @@ func (s *Server) serve(c *conn, greeting string) {
 			go func() {
 				if s.sleep(rep.Delay) {
 					s.Emit(job)
-					s.Emit(rep.After...)
+					if s.sleep(rep.AfterDelay) {
+						s.Emit(rep.After...)
+					}
 				}
 			}()
 		default:
