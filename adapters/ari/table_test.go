@@ -25,21 +25,17 @@ import (
 // a Local channel plays for calls from outside (default 602@tests, music).
 func TestTableRealAsterisk(t *testing.T) {
 	env := realAsteriskEnv(t)
-	phones := pbxtest.StartPhones(t, env.exts, env.sip, env.sipPass)
-	endpoints := map[string]string{}
-	for _, e := range env.exts {
-		endpoints[e] = "PJSIP/" + e
-	}
-	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
-		PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
-			env.url, env.user, env.pass, env.app, env.context),
-		Exts: endpoints, Domain: "127.0.0.1", Wait: itWait,
-		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-			return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-				Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
-				AnswerTimeout: 2 * time.Second}) // the "phone ignores auto-answer" row waits for it
-		},
-	})
+	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
+		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
+			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
+				env.url, env.user, env.pass, env.app, env.context),
+			Domain: "127.0.0.1",
+			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+				return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
+					Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
+					AnswerTimeout: 2 * time.Second}) // the "phone ignores auto-answer" row waits for it
+			},
+		}})
 	rest := &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
 	outside := os.Getenv("CSTA_TEST_ARI_OUTSIDE")
 	if outside == "" {
@@ -69,7 +65,7 @@ func realAsteriskEnv(t *testing.T) realAsterisk {
 	e := realAsterisk{url: os.Getenv("CSTA_TEST_ARI_URL"), user: os.Getenv("CSTA_TEST_ARI_USER"),
 		pass: os.Getenv("CSTA_TEST_ARI_PASS"), app: os.Getenv("CSTA_TEST_ARI_APP"),
 		context: os.Getenv("CSTA_TEST_ARI_CONTEXT"), sip: os.Getenv("CSTA_TEST_ARI_SIP"),
-		sipPass: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), exts: [3]string{"1001", "1002", "1003"}}
+		sipPass: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), exts: pbxtest.EnvExtensions(t, "CSTA_TEST_ARI_EXTENSIONS")}
 	if e.url == "" {
 		t.Skip("CSTA_TEST_ARI_URL not set: no Asterisk to test against")
 	}
@@ -81,15 +77,6 @@ func realAsteriskEnv(t *testing.T) realAsterisk {
 	}
 	if e.context == "" {
 		e.context = "from-internal"
-	}
-	if v := os.Getenv("CSTA_TEST_ARI_EXTENSIONS"); v != "" {
-		names := strings.Split(v, ",")
-		if len(names) != 3 {
-			t.Fatalf("CSTA_TEST_ARI_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", v)
-		}
-		for i, n := range names {
-			e.exts[i] = strings.TrimSpace(n)
-		}
 	}
 	return e
 }

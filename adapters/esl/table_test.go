@@ -27,19 +27,15 @@ import (
 // groups built with loopback reach a phone.
 func TestTableRealFreeSWITCH(t *testing.T) {
 	env := realFreeSWITCHEnv(t)
-	phones := pbxtest.StartPhones(t, env.exts, env.sip, env.sipPass)
-	endpoints := map[string]string{}
-	for _, e := range env.exts {
-		endpoints[e] = "user/" + e
-	}
-	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
-		PBX:  fmt.Sprintf("  type: esl\n  esl: {address: %q, password: %q, context: %q}\n", env.addr, env.pass, env.context),
-		Exts: endpoints, Domain: env.domain, Wait: itWait,
-		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-			return New(Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password, Context: cfg.PBX.ESL.Context,
-				Logger: log, AnswerTimeout: 4 * time.Second}) // the "phone ignores auto-answer" row waits for it
-		},
-	})
+	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
+		EndpointPrefix: "user/", Bridge: pbxtest.BridgeSetup{
+			PBX:    fmt.Sprintf("  type: esl\n  esl: {address: %q, password: %q, context: %q}\n", env.addr, env.pass, env.context),
+			Domain: env.domain,
+			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+				return New(Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password, Context: cfg.PBX.ESL.Context,
+					Logger: log, AnswerTimeout: 4 * time.Second}) // the "phone ignores auto-answer" row waits for it
+			},
+		}})
 	cli := &rawESL{addr: env.addr, pass: env.pass}
 	// The first extension answers and holds on the phone's own talk/hold
 	// events (csta_allow_events), the others by the auto-answer swap and
@@ -94,7 +90,7 @@ func realFreeSWITCHEnv(t *testing.T) realFreeSWITCH {
 	e := realFreeSWITCH{addr: os.Getenv("CSTA_TEST_ESL_ADDR"), pass: os.Getenv("CSTA_TEST_ESL_PASS"),
 		sip: os.Getenv("CSTA_TEST_ESL_SIP"), sipPass: os.Getenv("CSTA_TEST_ESL_SIP_PASS"),
 		domain: os.Getenv("CSTA_TEST_ESL_DOMAIN"), context: os.Getenv("CSTA_TEST_ESL_CONTEXT"),
-		exts: [3]string{"1001", "1002", "1003"}}
+		exts: pbxtest.EnvExtensions(t, "CSTA_TEST_ESL_EXTENSIONS")}
 	if e.addr == "" {
 		t.Skip("CSTA_TEST_ESL_ADDR not set: no FreeSWITCH to test against")
 	}
@@ -110,15 +106,6 @@ func realFreeSWITCHEnv(t *testing.T) realFreeSWITCH {
 	}
 	if e.context == "" {
 		e.context = "default"
-	}
-	if v := os.Getenv("CSTA_TEST_ESL_EXTENSIONS"); v != "" {
-		names := strings.Split(v, ",")
-		if len(names) != 3 {
-			t.Fatalf("CSTA_TEST_ESL_EXTENSIONS=%q: want three extensions, e.g. 1001,1002,1003", v)
-		}
-		for i, n := range names {
-			e.exts[i] = strings.TrimSpace(n)
-		}
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package pbxtest
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +138,47 @@ func StartPhones(t testing.TB, exts [3]string, registrar, password string) [3]*t
 		out[i] = p
 	}
 	return out
+}
+
+// RealSetup is a bridge on a real PBX with test phones for three
+// extensions.
+type RealSetup struct {
+	Exts                [3]string
+	Registrar, Password string // the phones' (see StartPhones)
+	EndpointPrefix      string // "PJSIP/", "user/"
+	Bridge              BridgeSetup
+}
+
+// StartReal registers the phones, then starts the bridge with the three
+// extensions mapped to EndpointPrefix + number.
+func StartReal(t testing.TB, s RealSetup) (*Bridge, [3]*testphone.Phone) {
+	t.Helper()
+	phones := StartPhones(t, s.Exts, s.Registrar, s.Password)
+	s.Bridge.Exts = map[string]string{}
+	for _, e := range s.Exts {
+		s.Bridge.Exts[e] = s.EndpointPrefix + e
+	}
+	if s.Bridge.Wait == 0 {
+		s.Bridge.Wait = RealWait
+	}
+	return StartBridge(t, s.Bridge), phones
+}
+
+// EnvExtensions reads three comma-separated extensions from the
+// environment variable name, or returns the default 1001, 1002, 1003.
+func EnvExtensions(t testing.TB, name string) [3]string {
+	t.Helper()
+	exts := [3]string{"1001", "1002", "1003"}
+	v := os.Getenv(name)
+	if v == "" {
+		return exts
+	}
+	names := strings.Split(v, ",")
+	if len(names) != 3 {
+		t.Fatalf("%s=%q: want three extensions, e.g. 1001,1002,1003", name, v)
+	}
+	for i, n := range names {
+		exts[i] = strings.TrimSpace(n)
+	}
+	return exts
 }
