@@ -1,6 +1,7 @@
 package ari
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
@@ -43,7 +44,7 @@ func integrationEnv(t *testing.T) *itEnv {
 	a.SetExtensions(env.Exts)
 	env.a = a
 	rest := &ariREST{root: real.url, user: real.user, pass: real.pass, http: &http.Client{Timeout: 5 * time.Second}}
-	env.Leftovers = rest.leftovers
+	env.Leftovers = func(ctx context.Context) (string, error) { return rest.leftovers(ctx, real.exts[:]...) }
 	env.StartAdapter(a)
 	env.WaitRegistered(real.exts[:]...)
 	return env

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +49,8 @@ func TestTableRealAsterisk(t *testing.T) {
 				"endpoint": {"Local/" + ext + "@" + env.context}, "context": {octx}, "extension": {exten}, "priority": {"1"},
 				"callerId": {"Outside <+4930123456>"}}, nil)
 		},
-		Leftovers: rest.leftovers,
-		Clear:     rest.clear,
+		Leftovers: func(ctx context.Context) (string, error) { return rest.leftovers(ctx, env.exts[:]...) },
+		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 }
@@ -117,30 +118,57 @@ func (r *ariREST) do(ctx context.Context, method, path string, q url.Values, out
 }
 
 type ariObject struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	ChannelIDs []string `json:"channels"`
+	Caller     struct {
+		Number string `json:"number"`
+	} `json:"caller"`
 }
 
-func (r *ariREST) lists(ctx context.Context) (chans, bridges []ariObject, err error) {
-	if err = r.do(ctx, http.MethodGet, "/channels", nil, &chans); err != nil {
+func (o ariObject) String() string { return o.Name + "(" + o.ID + ")" }
+
+// lists lists Asterisk's channels of the extensions (their phones', Local
+// channels to them, calls from them) and the bridges those are in or that
+// are empty: other calls on a shared Asterisk are none of the test's
+// business. No extension given: everything.
+func (r *ariREST) lists(ctx context.Context, exts ...string) (chans, bridges []ariObject, err error) {
+	var allChans, allBridges []ariObject
+	if err = r.do(ctx, http.MethodGet, "/channels", nil, &allChans); err != nil {
 		return nil, nil, err
 	}
-	err = r.do(ctx, http.MethodGet, "/bridges", nil, &bridges)
-	return chans, bridges, err
+	if err = r.do(ctx, http.MethodGet, "/bridges", nil, &allBridges); err != nil {
+		return nil, nil, err
+	}
+	ours := map[string]bool{}
+	for _, c := range allChans {
+		if len(exts) == 0 || slices.ContainsFunc(exts, func(e string) bool {
+			return strings.Contains(c.Name, "/"+e+"-") || strings.Contains(c.Name, "/"+e+"@") || c.Caller.Number == e
+		}) {
+			ours[c.ID] = true
+			chans = append(chans, c)
+		}
+	}
+	for _, b := range allBridges {
+		if len(exts) == 0 || len(b.ChannelIDs) == 0 || slices.ContainsFunc(b.ChannelIDs, func(id string) bool { return ours[id] }) {
+			bridges = append(bridges, b)
+		}
+	}
+	return chans, bridges, nil
 }
 
-// leftovers lists Asterisk's channels and bridges ("" when none).
-func (r *ariREST) leftovers(ctx context.Context) (string, error) {
-	chans, bridges, err := r.lists(ctx)
+// leftovers lists what Asterisk has of the extensions ("" when nothing).
+func (r *ariREST) leftovers(ctx context.Context, exts ...string) (string, error) {
+	chans, bridges, err := r.lists(ctx, exts...)
 	if err != nil || len(chans)+len(bridges) == 0 {
 		return "", err
 	}
 	return fmt.Sprintf("channels %v, bridges %v", chans, bridges), nil
 }
 
-// clear hangs up every channel and destroys every bridge.
-func (r *ariREST) clear(ctx context.Context) error {
-	chans, bridges, err := r.lists(ctx)
+// clear hangs up the extensions' channels and destroys their bridges.
+func (r *ariREST) clear(ctx context.Context, exts ...string) error {
+	chans, bridges, err := r.lists(ctx, exts...)
 	if err != nil {
 		return err
 	}

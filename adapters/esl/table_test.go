@@ -3,6 +3,7 @@ package esl
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,14 +68,17 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 			return err
 		},
 		Leftovers: func(ctx context.Context) (string, error) {
-			reply, err := cli.api(ctx, "api show channels count")
-			if err != nil || strings.TrimSpace(reply) == "0 total." {
+			chans, err := cli.channelsOf(ctx, exts)
+			if err != nil || len(chans) == 0 {
 				return "", err
 			}
-			return strings.TrimSpace(reply), nil
+			return fmt.Sprint(chans), nil
 		},
 		Clear: func(ctx context.Context) error {
-			_, err := cli.api(ctx, "api hupall NORMAL_CLEARING")
+			chans, err := cli.channelsOf(ctx, exts)
+			for _, c := range chans {
+				_, _ = cli.api(ctx, "api uuid_kill "+c.UUID)
+			}
 			return err
 		},
 	}
@@ -158,4 +162,40 @@ func (c *rawESL) api(ctx context.Context, cmd string) (string, error) {
 		body = h.Get("Reply-Text")
 	}
 	return body, nil
+}
+
+// fsChannel is a row of `show channels as json`, as far as the rig looks.
+type fsChannel struct {
+	UUID     string `json:"uuid"`
+	Name     string `json:"name"`
+	CIDNum   string `json:"cid_num"`
+	Dest     string `json:"dest"`
+	Presence string `json:"presence_id"`
+}
+
+// channelsOf lists FreeSWITCH's channels of the extensions (their
+// phones', their loopback callers', calls to or from them): other calls on
+// a shared FreeSWITCH are none of the test's business.
+func (c *rawESL) channelsOf(ctx context.Context, exts [3]string) ([]fsChannel, error) {
+	body, err := c.api(ctx, "api show channels as json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Rows []fsChannel `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		return nil, fmt.Errorf("show channels as json: %w: %.200s", err, body)
+	}
+	var mine []fsChannel
+	for _, ch := range list.Rows {
+		for _, e := range exts {
+			if strings.Contains(ch.Name, "/"+e+"@") || strings.Contains(ch.Name, "loopback/"+e+"-") ||
+				ch.CIDNum == e || ch.Dest == e || strings.HasPrefix(ch.Presence, e+"@") {
+				mine = append(mine, ch)
+				break
+			}
+		}
+	}
+	return mine, nil
 }

@@ -13,6 +13,13 @@
 //     the PBX has accepted it and will carry it out). The core then applies
 //     the resulting state itself, so a confirming event that arrives later is
 //     harmless: the core ignores events that do not change a call's state.
+//   - When a command returns nil, the adapter's own view of the connection is
+//     already the resulting state, so the next command on that connection —
+//     even one sent the same millisecond — is judged on that state: an Answer
+//     that swapped the PBX channel has moved the CallRef to the new channel,
+//     answered and connected, and later events about the old channel are
+//     ignored. A channel the adapter created itself is its own from the moment
+//     it asked for it, whatever the PBX reports first.
 //   - The adapter reports everything it sees as Events, including what the
 //     phone does on its own (placing calls, hold, REFER transfers), and the
 //     effects of its own commands the PBX does not report (PBX-side hold).
