@@ -72,14 +72,17 @@ type connService struct {
 	states  stateSet
 	command func(pbx.PBX, context.Context, pbx.CallRef) error
 	result  func(target) pbx.Event
+	// talks: the call becomes the one the user talks on, so the call that
+	// was active is held first, as a Snom does (call waiting, swapping).
+	talks bool
 }
 
 var connServices = map[csta.Service]connService{
-	csta.AnswerCall:      {states(pbx.StateAlerting), pbx.PBX.Answer, becomes(pbx.EventConnected)},
-	csta.HoldCall:        {states(pbx.StateConnected), pbx.PBX.Hold, becomes(pbx.EventHeld)},
-	csta.RetrieveCall:    {states(pbx.StateHeld), pbx.PBX.Retrieve, becomes(pbx.EventRetrieved)},
-	csta.ClearConnection: {anyState, pbx.PBX.ClearConnection, cleared},
-	csta.ClearCall:       {anyState, pbx.PBX.ClearCall, cleared},
+	csta.AnswerCall:      {states(pbx.StateAlerting), pbx.PBX.Answer, becomes(pbx.EventConnected), true},
+	csta.HoldCall:        {states(pbx.StateConnected), pbx.PBX.Hold, becomes(pbx.EventHeld), false},
+	csta.RetrieveCall:    {states(pbx.StateHeld), pbx.PBX.Retrieve, becomes(pbx.EventRetrieved), true},
+	csta.ClearConnection: {anyState, pbx.PBX.ClearConnection, cleared, false},
+	csta.ClearCall:       {anyState, pbx.PBX.ClearCall, cleared, false},
 }
 
 func becomes(kind pbx.EventKind) func(target) pbx.Event {
@@ -116,11 +119,48 @@ func (s *services) single(ctx context.Context, ext string, conn csta.ConnectionI
 	if cerr != nil {
 		return csta.Result{}, cerr
 	}
+	if svc.talks {
+		if cerr := s.holdActive(ctx, ext, t.ref); cerr != nil {
+			return csta.Result{}, cerr
+		}
+	}
 	if err := svc.command(s.pbx(), ctx, t.ref); err != nil {
 		return csta.Result{}, fromPBX(err)
 	}
 	s.commit(ctx, svc.result(t))
 	return csta.Result{}, nil
+}
+
+// holdActive holds the extension's connected calls other than next before
+// next becomes the call the user talks on: a phone talks on one call at a
+// time, and a Snom holds the active call when the user answers a waiting
+// call, takes back a held one or dials another. When a hold fails nothing
+// more is done and the fault says which call could not be held.
+func (s *services) holdActive(ctx context.Context, ext string, next pbx.CallRef) *csta.Error {
+	var active []target
+	err := s.sb.do(ctx, func() {
+		p := s.sb.phones[ext]
+		if p == nil {
+			return
+		}
+		for _, c := range p.calls {
+			if !c.pending && c.state == pbx.StateConnected && c.ref != next {
+				active = append(active, target{ref: c.ref, id: c.id, state: c.state})
+			}
+		}
+	})
+	if err != nil {
+		return timeoutFault(err)
+	}
+	for _, t := range active {
+		if err := s.pbx().Hold(ctx, t.ref); err != nil {
+			f := fromPBX(err)
+			f.Message = fmt.Sprintf("holding the active call %d first: %s", t.id, f.Message)
+			return f
+		}
+		s.commit(ctx, pbx.Event{Kind: pbx.EventHeld, Call: t.ref})
+	}
+	return nil
 }
 
 // resolve finds the connection a ConnectionID names and checks its state.
@@ -244,6 +284,10 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 		return csta.Result{}, timeoutFault(err)
 	}
 	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	if cerr := s.holdActive(ctx, ext, c.ref); cerr != nil {
+		s.commit(ctx, pbx.Event{Kind: pbx.EventCleared, Call: c.ref})
 		return csta.Result{}, cerr
 	}
 	mc := pbx.MakeCallRequest{Call: c.ref, CSTAID: c.id, Destination: dest,

@@ -34,7 +34,9 @@ func NewAdapterEnv(t *testing.T) *AdapterEnv {
 }
 
 // Names are the extensions' numbers.
-func (e *AdapterEnv) Names() (a1, a2, a3 string) { return e.Exts[0].Name, e.Exts[1].Name, e.Exts[2].Name }
+func (e *AdapterEnv) Names() (a1, a2, a3 string) {
+	return e.Exts[0].Name, e.Exts[1].Name, e.Exts[2].Name
+}
 
 // StartAdapter runs p with its events in the env's log, waits for the
 // link and the first sync, and stops p when the test ends.
