@@ -5,6 +5,7 @@
 //	go run ./bench actions  # action URL latency, loss and order; /csta with the sink slow or down
 //	go run ./bench scale    # 10,000 extensions, 2,000 live calls: memory, start-up, reload
 //	go run ./bench soak     # mixed load for a while; goroutines and heap must not grow
+//	go run ./bench stress -pbx ari|esl  # N phones × M calls in parallel on a real Asterisk/FreeSWITCH
 //
 // Each subcommand takes -help. The bridge runs in-process on the built-in
 // PBX simulator, on 127.0.0.1 ports chosen by the kernel; all traffic stays
@@ -46,6 +47,7 @@ var commands = []command{
 	{"actions", "action URLs: event-to-GET latency, loss, order; /csta while the sink is slow or down (goal 2)", cmdActions},
 	{"scale", "10,000 extensions and 2,000 live calls: RSS, start-up, reload (goal 3)", cmdScale},
 	{"soak", "mixed load for -duration; fails when goroutines or heap grew (goal 4)", cmdSoak},
+	{"stress", "a real Asterisk or FreeSWITCH: N test phones × M calls in parallel, every reply and action URL checked", cmdStress},
 }
 
 func usage(w io.Writer) {
