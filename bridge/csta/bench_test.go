@@ -15,6 +15,12 @@ func BenchmarkDecode(b *testing.B) {
 		{"snom-makecall-bare-ed5", "snom-makecall-bare-ed5", decodeErr},
 		{"snom-makecall-bare-ed5/general", "snom-makecall-bare-ed5", generalErr},
 		{"cdata-clearconnection", "bare-no-namespace-clearconnection", decodeErr},
+		{"envelope-consultationcall", "envelope-consultationcall", decodeErr},
+		{"envelope-consultationcall/general", "envelope-consultationcall", generalErr},
+		{"bare-ed5-generatedigits-children", "bare-ed5-generatedigits-children", decodeErr},
+		{"bare-ed5-generatedigits-children/general", "bare-ed5-generatedigits-children", generalErr},
+		{"bare-ed5-snapshotdevice", "bare-ed5-snapshotdevice", decodeErr},
+		{"bare-ed5-snapshotdevice/general", "bare-ed5-snapshotdevice", generalErr},
 	}
 	for _, c := range cases {
 		body := readGolden(b, c.file+".req.xml")
@@ -50,6 +56,10 @@ func BenchmarkEncodeResponse(b *testing.B) {
 	}{
 		{"AnswerCall-envelope", &Request{Service: AnswerCall, Envelope: true}, Result{}},
 		{"MakeCall-bare", &Request{Service: MakeCall}, Result{CallingDevice: &ConnectionID{CallID: "2", DeviceID: "sip:455455@ser.intern.snom.de"}}},
+		{"SnapshotDevice-2-envelope", &Request{Service: SnapshotDevice, Envelope: true}, Result{Connections: []SnapshotEntry{
+			{Conn: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, State: "connected"},
+			{Conn: ConnectionID{CallID: "3", DeviceID: "sip:455455@ser.intern.snom.de"}, State: "hold"},
+		}}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

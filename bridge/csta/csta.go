@@ -38,6 +38,18 @@ const (
 	TransferCall           Service = "TransferCall"
 	MakeCall               Service = "MakeCall"
 	RequestSystemStatus    Service = "RequestSystemStatus"
+
+	// The services Snom firmware 8.7.3+ (and Yealink's copy of Snom's
+	// /csta) add.
+	SnapshotDevice              Service = "SnapshotDevice"
+	SnapshotCall                Service = "SnapshotCall"
+	GetSwitchingFunctionDevices Service = "GetSwitchingFunctionDevices"
+	ConsultationCall            Service = "ConsultationCall"
+	AlternateCall               Service = "AlternateCall"
+	ReconnectCall               Service = "ReconnectCall"
+	ConferenceCall              Service = "ConferenceCall"
+	DeflectCall                 Service = "DeflectCall"
+	GenerateDigits              Service = "GenerateDigits"
 )
 
 // ConnectionID is a CSTA connection as the client sent it. CallID is the
@@ -64,16 +76,27 @@ type Request struct {
 
 	// Conn is the one ConnectionID of AnswerCall (callToBeAnswered),
 	// ClearCall (callToBeCleared), ClearConnection (connectionToBeCleared),
-	// HoldCall (callToBeHeld), RetrieveCall (callToBeRetrieved) and
-	// SingleStepTransferCall (activeCall).
+	// HoldCall (callToBeHeld), RetrieveCall (callToBeRetrieved),
+	// SingleStepTransferCall (activeCall), ConsultationCall (existingCall),
+	// DeflectCall (callToBeDiverted), GenerateDigits
+	// (connectionToSendDigits) and SnapshotCall (snapshotObject).
 	Conn ConnectionID
 
-	// Held and Active are TransferCall's heldCall and activeCall.
+	// Held and Active are the heldCall and activeCall of TransferCall,
+	// AlternateCall, ReconnectCall and ConferenceCall.
 	Held, Active ConnectionID
+
+	// Device is SnapshotDevice's snapshotObject and
+	// GetSwitchingFunctionDevices' optional requestedDeviceID.
+	Device string
+
+	// Digits is GenerateDigits' charactersToSend.
+	Digits string
 
 	// CallingDevice and Called are MakeCall's callingDevice and
 	// calledDirectoryNumber. An empty CallingDevice is valid: it means the
-	// phone's active identity, i.e. the extension itself.
+	// phone's active identity, i.e. the extension itself. Called is also
+	// ConsultationCall's consultedDevice and DeflectCall's newDestination.
 	CallingDevice, Called string
 
 	// TransferredTo is SingleStepTransferCall's transferredTo.
@@ -98,6 +121,37 @@ type Result struct {
 	// SystemStatus is RequestSystemStatusResponse's systemStatus; "" is sent
 	// as "normal", the only value a phone ever reports.
 	SystemStatus string
+
+	// InitiatedCall is ConsultationCallResponse's initiatedCall: the new
+	// consultation call.
+	InitiatedCall *ConnectionID
+
+	// ConferenceCall is ConferenceCallResponse's conferenceCall; its CallID
+	// joins the two calls' ids with "|" ("-3|4") as Snom and Yealink
+	// phones do, which ClearConnection takes back.
+	ConferenceCall *ConnectionID
+
+	// Connections are SnapshotDeviceResponse's snapshotDeviceResponseInfo
+	// entries (one per connection of the device) or
+	// SnapshotCallResponse's snapshotCallResponseInfo entries (one per
+	// party of the call); empty for a device without calls.
+	Connections []SnapshotEntry
+
+	// Devices is GetSwitchingFunctionDevicesResponse's list: the phone's
+	// identities (its SIP URI).
+	Devices []string
+}
+
+// SnapshotEntry is one connection in a snapshot.
+type SnapshotEntry struct {
+	// Conn is the connectionIdentifier (SnapshotDevice) or callIdentifier
+	// (SnapshotCall).
+	Conn ConnectionID
+	// Device is the party's deviceOnCall (SnapshotCall only).
+	Device string
+	// State is the ECMA-269 local connection state: null, initiated,
+	// alerting, connected, hold, queued, fail.
+	State string
 }
 
 // MaxBodySize is the largest request body Decode accepts. It matches what a

@@ -12,7 +12,8 @@ import (
 
 // field describes one child of a request element the bridge reads. code is
 // the error when the field is missing (unless optional), repeated, empty
-// (unless emptyOK) or its value is unusable.
+// (unless emptyOK) or its value is unusable; check, if set, vets a text
+// field's non-empty value and returns why it is unusable ("" = fine).
 type field struct {
 	name     string
 	conn     func(*Request) *ConnectionID // a ConnectionID-typed field
@@ -20,6 +21,7 @@ type field struct {
 	code     ErrorCode
 	optional bool
 	emptyOK  bool
+	check    func(string) string
 }
 
 func connField(name string, at func(*Request) *ConnectionID) field {
@@ -29,6 +31,9 @@ func connField(name string, at func(*Request) *ConnectionID) field {
 func conn(r *Request) *ConnectionID   { return &r.Conn }
 func held(r *Request) *ConnectionID   { return &r.Held }
 func active(r *Request) *ConnectionID { return &r.Active }
+
+func called(r *Request) *string { return &r.Called }
+func device(r *Request) *string { return &r.Device }
 
 // services lists, per request element, the children the bridge needs.
 // Every other child (correlatorData, userData, extensions, ...) is ignored.
@@ -46,10 +51,59 @@ var services = map[string][]field{
 	string(MakeCall): {
 		// An empty callingDevice selects the phone's active identity.
 		{name: "callingDevice", text: func(r *Request) *string { return &r.CallingDevice }, code: InvalidParameterValue, emptyOK: true},
-		{name: "calledDirectoryNumber", text: func(r *Request) *string { return &r.Called }, code: InvalidCalledDeviceID},
+		{name: "calledDirectoryNumber", text: called, code: InvalidCalledDeviceID},
 		{name: "autoOriginate", text: func(r *Request) *string { return &r.AutoOriginate }, code: InvalidParameterValue, optional: true, emptyOK: true},
 	},
 	string(RequestSystemStatus): nil,
+
+	// The services of Snom firmware 8.7.3+. ConnectionIDs are taken as sent:
+	// a conference's "-3|4" is split by the core, not here.
+	string(SnapshotDevice): {
+		{name: "snapshotObject", text: device, code: InvalidDeviceID},
+	},
+	string(SnapshotCall): {connField("snapshotObject", conn)},
+	string(GetSwitchingFunctionDevices): {
+		// Without it (or empty) the client asks for every device; the
+		// other filter, requestedDeviceCategory, is ignored: a phone's
+		// devices are all stations.
+		{name: "requestedDeviceID", text: device, code: InvalidDeviceID, optional: true, emptyOK: true},
+	},
+	string(ConsultationCall): {
+		connField("existingCall", conn),
+		{name: "consultedDevice", text: called, code: InvalidCalledDeviceID},
+	},
+	string(AlternateCall):  {connField("heldCall", held), connField("activeCall", active)},
+	string(ReconnectCall):  {connField("heldCall", held), connField("activeCall", active)},
+	string(ConferenceCall): {connField("heldCall", held), connField("activeCall", active)},
+	string(DeflectCall): {
+		connField("callToBeDiverted", conn),
+		{name: "newDestination", text: called, code: InvalidCalledDeviceID},
+	},
+	string(GenerateDigits): {
+		connField("connectionToSendDigits", conn),
+		{name: "charactersToSend", text: func(r *Request) *string { return &r.Digits }, code: InvalidParameterValue, check: checkDigits},
+	},
+}
+
+// maxDigits bounds GenerateDigits' charactersToSend. ECMA-269 sets no
+// limit; a phone's DTMF queue is short, and a PBX plays each digit for
+// about a quarter of a second, so a longer string is a client error.
+const maxDigits = 64
+
+// checkDigits accepts the sixteen DTMF characters only: anything else has
+// no tone (a phone ignores it) and would reach the PBX's command line.
+func checkDigits(v string) string {
+	if len(v) > maxDigits {
+		return "charactersToSend longer than " + strconv.Itoa(maxDigits) + " characters"
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case '0' <= c && c <= '9', c == '*', c == '#', 'A' <= c && c <= 'D':
+		default:
+			return "charactersToSend may hold only the DTMF characters 0-9 * # A-D, not " + strconv.Quote(clip(v, 64))
+		}
+	}
+	return ""
 }
 
 // Decode parses a CSTA request body, SOAP-enveloped or bare. The error is
@@ -460,6 +514,10 @@ func (p *parser) validate() *Error {
 			}
 		case *f.text(p.req) == "" && !f.emptyOK:
 			return errorf(f.code, "empty element "+f.name)
+		case f.check != nil && *f.text(p.req) != "":
+			if msg := f.check(*f.text(p.req)); msg != "" {
+				return errorf(f.code, msg)
+			}
 		}
 	}
 	switch p.req.AutoOriginate {

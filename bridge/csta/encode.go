@@ -65,6 +65,16 @@ func EncodeResponse(req *Request, res Result) []byte {
 				status = "normal"
 			}
 			content = appendElem(content, prefix, "systemStatus", status)
+		case ConsultationCall:
+			content = appendConn(content, prefix, "initiatedCall", res.InitiatedCall)
+		case ConferenceCall:
+			content = appendConn(content, prefix, "conferenceCall", res.ConferenceCall)
+		case SnapshotDevice:
+			content = appendSnapshotDevice(content, prefix, res.Connections)
+		case SnapshotCall:
+			content = appendSnapshotCall(content, prefix, res.Connections)
+		case GetSwitchingFunctionDevices:
+			content = appendDevices(content, prefix, res.Devices)
 		}
 	}
 
@@ -163,6 +173,112 @@ func appendConn(b []byte, prefix, name string, c *ConnectionID) []byte {
 	b = append(b, prefix...)
 	b = append(b, name...)
 	return append(b, '>')
+}
+
+func appendOpen(b []byte, prefix, name string) []byte {
+	b = append(b, '<')
+	b = append(b, prefix...)
+	b = append(b, name...)
+	return append(b, '>')
+}
+
+func appendClose(b []byte, prefix, name string) []byte {
+	b = append(b, "</"...)
+	b = append(b, prefix...)
+	b = append(b, name...)
+	return append(b, '>')
+}
+
+func appendEmpty(b []byte, prefix, name string) []byte {
+	b = append(b, '<')
+	b = append(b, prefix...)
+	b = append(b, name...)
+	return append(b, "/>"...)
+}
+
+// appendSnapshotDevice writes SnapshotDeviceResponse's content as Snom
+// does: the snapshot itself (never a serviceCrossRefID for data to come),
+// each connection's state as a compoundCallState of one
+// localConnectionState. An entry without a State gets the CallState
+// choice "unknown" rather than an empty, schema-invalid state.
+func appendSnapshotDevice(b []byte, prefix string, entries []SnapshotEntry) []byte {
+	b = appendOpen(b, prefix, "crossRefIDorSnapshotData")
+	b = appendOpen(b, prefix, "snapshotData")
+	for i := range entries {
+		e := &entries[i]
+		b = appendOpen(b, prefix, "snapshotDeviceResponseInfo")
+		b = appendConn(b, prefix, "connectionIdentifier", &e.Conn)
+		b = appendOpen(b, prefix, "localCallState")
+		if e.State == "" {
+			b = appendEmpty(b, prefix, "unknown")
+		} else {
+			b = appendOpen(b, prefix, "compoundCallState")
+			b = appendElem(b, prefix, "localConnectionState", e.State)
+			b = appendClose(b, prefix, "compoundCallState")
+		}
+		b = appendClose(b, prefix, "localCallState")
+		b = appendClose(b, prefix, "snapshotDeviceResponseInfo")
+	}
+	b = appendClose(b, prefix, "snapshotData")
+	return appendClose(b, prefix, "crossRefIDorSnapshotData")
+}
+
+// appendSnapshotCall writes SnapshotCallResponse's content: one
+// snapshotCallResponseInfo per party. callIdentifier and
+// localConnectionState are optional in ECMA-323 and left out when unknown
+// (a far party the bridge has no connection id for); a party without a
+// device is <notKnown/>, the standard's word for it.
+func appendSnapshotCall(b []byte, prefix string, entries []SnapshotEntry) []byte {
+	b = appendOpen(b, prefix, "crossRefIDorSnapshotData")
+	b = appendOpen(b, prefix, "snapshotData")
+	for i := range entries {
+		e := &entries[i]
+		b = appendOpen(b, prefix, "snapshotCallResponseInfo")
+		b = appendOpen(b, prefix, "deviceOnCall")
+		if e.Device == "" {
+			b = appendEmpty(b, prefix, "notKnown")
+		} else {
+			b = appendElem(b, prefix, "deviceIdentifier", e.Device)
+		}
+		b = appendClose(b, prefix, "deviceOnCall")
+		if e.Conn != (ConnectionID{}) {
+			b = appendConn(b, prefix, "callIdentifier", &e.Conn)
+		}
+		if e.State != "" {
+			b = appendElem(b, prefix, "localConnectionState", e.State)
+		}
+		b = appendClose(b, prefix, "snapshotCallResponseInfo")
+	}
+	b = appendClose(b, prefix, "snapshotData")
+	return appendClose(b, prefix, "crossRefIDorSnapshotData")
+}
+
+// appendDevices writes GetSwitchingFunctionDevicesResponse's content.
+//
+// Standard (ECMA-269 §13.1.5/§13.1.6, ECMA-285 modules
+// get-switching-function-devices and switching-function-devices): the
+// response carries only a serviceCrossRefID; the devices follow in
+// separate SwitchingFunctionDevices messages (serviceCrossRefID,
+// segmentID, lastSegment, deviceList: a sequence of deviceID,
+// deviceCategory default station, ...).
+//
+// HTTP adaptation: a request/response endpoint has no way to send those
+// later messages, so the bridge appends the one deviceList they would
+// carry to the response itself, in SwitchingFunctionDevices' shape (each
+// entry a <device>, as Yealink's copy of Snom's /csta names it), and the
+// serviceCrossRefID is a constant "1": nothing will ever refer to it.
+// A client that knows only the standard response reads the cross
+// reference and ignores the list.
+func appendDevices(b []byte, prefix string, devices []string) []byte {
+	b = appendElem(b, prefix, "serviceCrossRefID", "1")
+	b = appendOpen(b, prefix, "deviceList")
+	for _, d := range devices {
+		b = appendOpen(b, prefix, "device")
+		b = appendElem(b, prefix, "deviceID", d)
+		b = appendElem(b, prefix, "deviceCategory", "station")
+		b = appendClose(b, prefix, "device")
+	}
+	return appendClose(b, prefix, "deviceList")
 }
 
 // appendText writes s as XML character data. Bytes that are not UTF-8 and

@@ -89,6 +89,10 @@ func TestEncodeResponseContentPerService(t *testing.T) {
 		CallingDevice:   &ConnectionID{CallID: "1"},
 		TransferredCall: &ConnectionID{CallID: "2"},
 		SystemStatus:    "disabled",
+		InitiatedCall:   &ConnectionID{CallID: "3"},
+		ConferenceCall:  &ConnectionID{CallID: "-3|4"},
+		Connections:     []SnapshotEntry{{Conn: ConnectionID{CallID: "5"}, Device: "1001", State: "connected"}},
+		Devices:         []string{"sip:1001@pbx"},
 	}
 	for s, want := range map[Service]string{
 		AnswerCall:             "<AnswerCallResponse xmlns=\"" + ed5 + "\"></AnswerCallResponse>",
@@ -96,6 +100,20 @@ func TestEncodeResponseContentPerService(t *testing.T) {
 		SingleStepTransferCall: "<transferredCall><callID>2</callID></transferredCall></SingleStepTransferCallResponse>",
 		TransferCall:           "<transferredCall><callID>2</callID></transferredCall></TransferCallResponse>",
 		RequestSystemStatus:    "<systemStatus>disabled</systemStatus></RequestSystemStatusResponse>",
+		ConsultationCall:       "<initiatedCall><callID>3</callID></initiatedCall></ConsultationCallResponse>",
+		ConferenceCall:         "<conferenceCall><callID>-3|4</callID></conferenceCall></ConferenceCallResponse>",
+		SnapshotDevice: "<SnapshotDeviceResponse xmlns=\"" + ed5 + "\"><crossRefIDorSnapshotData><snapshotData><snapshotDeviceResponseInfo>" +
+			"<connectionIdentifier><callID>5</callID></connectionIdentifier><localCallState><compoundCallState><localConnectionState>connected</localConnectionState>" +
+			"</compoundCallState></localCallState></snapshotDeviceResponseInfo></snapshotData></crossRefIDorSnapshotData></SnapshotDeviceResponse>",
+		SnapshotCall: "<SnapshotCallResponse xmlns=\"" + ed5 + "\"><crossRefIDorSnapshotData><snapshotData><snapshotCallResponseInfo>" +
+			"<deviceOnCall><deviceIdentifier>1001</deviceIdentifier></deviceOnCall><callIdentifier><callID>5</callID></callIdentifier>" +
+			"<localConnectionState>connected</localConnectionState></snapshotCallResponseInfo></snapshotData></crossRefIDorSnapshotData></SnapshotCallResponse>",
+		GetSwitchingFunctionDevices: "<serviceCrossRefID>1</serviceCrossRefID><deviceList><device><deviceID>sip:1001@pbx</deviceID>" +
+			"<deviceCategory>station</deviceCategory></device></deviceList></GetSwitchingFunctionDevicesResponse>",
+		AlternateCall:  "<AlternateCallResponse xmlns=\"" + ed5 + "\"></AlternateCallResponse>",
+		ReconnectCall:  "<ReconnectCallResponse xmlns=\"" + ed5 + "\"></ReconnectCallResponse>",
+		DeflectCall:    "<DeflectCallResponse xmlns=\"" + ed5 + "\"></DeflectCallResponse>",
+		GenerateDigits: "<GenerateDigitsResponse xmlns=\"" + ed5 + "\"></GenerateDigitsResponse>",
 	} {
 		if got := EncodeResponse(&Request{Service: s}, res); !bytes.Contains(got, []byte(want)) {
 			t.Errorf("%s: %s\nwant it to contain %s", s, got, want)
@@ -108,9 +126,12 @@ func TestEncodeResponseContentPerService(t *testing.T) {
 func TestEncodeEscapes(t *testing.T) {
 	hostile := "a&b<c>d]]>e\r\n\x00\x01\xff\"'--->\uFFFE"
 	for _, env := range []bool{true, false} {
-		for _, s := range []Service{MakeCall, SingleStepTransferCall, RequestSystemStatus, "", "Bad Name<", Service(hostile)} {
+		for _, s := range []Service{MakeCall, SingleStepTransferCall, RequestSystemStatus, ConsultationCall, ConferenceCall,
+			SnapshotDevice, SnapshotCall, GetSwitchingFunctionDevices, "", "Bad Name<", Service(hostile)} {
 			c := &ConnectionID{CallID: hostile, DeviceID: hostile}
-			out := EncodeResponse(&Request{Service: s, Envelope: env}, Result{CallingDevice: c, TransferredCall: c, SystemStatus: hostile})
+			out := EncodeResponse(&Request{Service: s, Envelope: env}, Result{CallingDevice: c, TransferredCall: c, SystemStatus: hostile,
+				InitiatedCall: c, ConferenceCall: c, Devices: []string{hostile, ""},
+				Connections: []SnapshotEntry{{Conn: *c, Device: hostile, State: hostile}, {}}})
 			if err := wellFormed(out); err != nil {
 				t.Errorf("response for %q (envelope %v) not well-formed: %v\n%s", s, env, err, out)
 			}
@@ -125,6 +146,27 @@ func TestEncodeEscapes(t *testing.T) {
 	}
 	if out := EncodeResponse(nil, Result{}); wellFormed(out) != nil {
 		t.Errorf("nil request: %s", out)
+	}
+}
+
+// Snom documents one SnapshotDevice answer (research/ecma.md §5); an
+// alerting call must come out as exactly that.
+func TestSnapshotDeviceIsSnoms(t *testing.T) {
+	got := EncodeResponse(&Request{Service: SnapshotDevice}, Result{Connections: []SnapshotEntry{
+		{Conn: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, State: "alerting"},
+	}})
+	want := "<crossRefIDorSnapshotData><snapshotData><snapshotDeviceResponseInfo><connectionIdentifier><callID>-12</callID>" +
+		"<deviceID>sip:455455@ser.intern.snom.de</deviceID></connectionIdentifier><localCallState><compoundCallState>" +
+		"<localConnectionState>alerting</localConnectionState></compoundCallState></localCallState>" +
+		"</snapshotDeviceResponseInfo></snapshotData></crossRefIDorSnapshotData>"
+	if !bytes.Contains(got, []byte(want)) {
+		t.Errorf("got\n%s\nwant it to contain\n%s", got, want)
+	}
+	// A state the core did not know is the CallState choice unknown, not
+	// an empty localConnectionState.
+	got = EncodeResponse(&Request{Service: SnapshotDevice}, Result{Connections: []SnapshotEntry{{Conn: ConnectionID{CallID: "1"}}}})
+	if !bytes.Contains(got, []byte("<localCallState><unknown/></localCallState>")) {
+		t.Errorf("entry without a state: %s", got)
 	}
 }
 

@@ -37,16 +37,20 @@ func agree(t *testing.T, body []byte) (fast bool) {
 // them, Decode would stay correct but slow, and nothing else would notice.
 func TestFastPathTaken(t *testing.T) {
 	general := map[string]bool{ // outside the plain shape on purpose
-		"bom-utf8-holdcall":                 true,
-		"bare-ed6-makecall-empty-calling":   true, // &amp;
-		"bare-no-namespace-clearconnection": true, // CDATA
-		"latin1-makecall":                   true,
-		"utf16le-bom-retrievecall":          true,
-		"fault-bare-missing-called":         true,
-		"fault-doctype":                     true,
-		"fault-missing-connection":          true,
-		"fault-truncated":                   true,
-		"fault-unknown-service":             true,
+		"bom-utf8-holdcall":                           true,
+		"bare-ed6-makecall-empty-calling":             true, // &amp;
+		"bare-no-namespace-clearconnection":           true, // CDATA
+		"latin1-makecall":                             true,
+		"utf16le-bom-retrievecall":                    true,
+		"fault-bare-missing-called":                   true,
+		"fault-doctype":                               true,
+		"fault-missing-connection":                    true,
+		"fault-truncated":                             true,
+		"fault-unknown-service":                       true,
+		"fault-snapshotdevice-missing-object":         true,
+		"fault-bare-consultationcall-empty-consulted": true,
+		"fault-bare-generatedigits-not-dtmf":          true,
+		"fault-alternatecall-missing-held":            true,
 	}
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*.req.xml"))
 	if err != nil || len(files) == 0 {
@@ -113,6 +117,12 @@ func TestFastPathAgrees(t *testing.T) {
 		{`<Envelope><Body><RequestSystemStatus/></Body><Body/></Envelope>`, false},
 		{`<Envelope><Body><RequestSystemStatus/><RequestSystemStatus/></Body></Envelope>`, false},
 		{strings.Repeat("<a>", 20) + strings.Repeat("</a>", 20), false},
+		{`<GetSwitchingFunctionDevices/>`, true},
+		{`<GetSwitchingFunctionDevices><requestedDeviceID>1</requestedDeviceID><requestedDeviceID/></GetSwitchingFunctionDevices>`, false},
+		{`<GenerateDigits><connectionToSendDigits>-3|4</connectionToSendDigits><charactersToSend>#*</charactersToSend></GenerateDigits>`, true},
+		{`<GenerateDigits><connectionToSendDigits>1</connectionToSendDigits><charactersToSend>E</charactersToSend></GenerateDigits>`, false},
+		{`<SnapshotCall><snapshotObject><deviceID>sip:a@b</deviceID></snapshotObject></SnapshotCall>`, true},
+		{`<SnapshotDevice><snapshotObject><deviceID>sip:a@b</deviceID></snapshotObject></SnapshotDevice>`, false},
 	}
 	for _, c := range cases {
 		if got := agree(t, []byte(c.body)); got != c.fast {

@@ -136,7 +136,9 @@ func FuzzDecode(f *testing.F) {
 		}
 
 		echo := &ConnectionID{CallID: req.Conn.CallID + req.Held.CallID, DeviceID: req.CallingDevice + req.TransferredTo}
-		res := Result{CallingDevice: echo, TransferredCall: echo, SystemStatus: req.Called}
+		res := Result{CallingDevice: echo, TransferredCall: echo, SystemStatus: req.Called,
+			InitiatedCall: echo, ConferenceCall: echo, Devices: []string{req.Device, req.Digits},
+			Connections: []SnapshotEntry{{Conn: *echo, Device: req.Device, State: req.Digits}, {Device: req.Active.DeviceID}}}
 		if err := wellFormed(EncodeResponse(req, res)); err != nil {
 			t.Fatalf("response: %v", err)
 		}

@@ -20,13 +20,15 @@ const goldenDir = "testdata/golden"
 
 // goldenCase pairs a request file with what Decode must make of it and the
 // reply the bridge sends. With core set, the decoded request is answered
-// with that error, as when the call logic refuses it.
+// with that error, as when the call logic refuses it; with res set, with
+// that result instead of resultFor's.
 type goldenCase struct {
 	name    string // testdata/golden/<name>.resp.xml
 	req     string // testdata/golden/<req>.req.xml; "" = name
 	want    *Request
 	wantErr ErrorCode
 	core    *Error
+	res     *Result
 }
 
 const (
@@ -68,8 +70,40 @@ var goldenCases = []goldenCase{
 	{name: "latin1-makecall", want: &Request{Service: MakeCall, Namespace: ed4, CallingDevice: "sip:andré@pbx.example.com", Called: "Müller €"}},
 	{name: "utf16le-bom-retrievecall", want: &Request{Service: RetrieveCall, Namespace: ed5, Conn: ConnectionID{CallID: "-\U0001F4DE"}}},
 
+	// The services of Snom firmware 8.7.3+: SOAP in the style of Snom's
+	// templates, and bare with ConnectionIDs as children.
+	{name: "envelope-snapshotdevice", want: &Request{Service: SnapshotDevice, Envelope: true, Namespace: ed4, Device: "sip:1001@pbx.example.com"}},
+	{name: "bare-ed5-snapshotdevice", want: &Request{Service: SnapshotDevice, Namespace: ed5, Device: "455455@ser.intern.snom.de"}},
+	{name: "bare-ed5-snapshotdevice-nocalls", req: "bare-ed5-snapshotdevice",
+		want: &Request{Service: SnapshotDevice, Namespace: ed5, Device: "455455@ser.intern.snom.de"},
+		res:  &Result{}},
+	{name: "envelope-snapshotcall", want: &Request{Service: SnapshotCall, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "-12"}}},
+	{name: "bare-ed3-snapshotcall-children", want: &Request{Service: SnapshotCall, Namespace: ed3, Conn: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}}},
+	{name: "envelope-getswitchingfunctiondevices", want: &Request{Service: GetSwitchingFunctionDevices, Envelope: true, Namespace: ed4}},
+	{name: "bare-ed5-getswitchingfunctiondevices-requested", want: &Request{Service: GetSwitchingFunctionDevices, Namespace: ed5, Device: "sip:455455@ser.intern.snom.de"}},
+	{name: "envelope-consultationcall", want: &Request{Service: ConsultationCall, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "4711"}, Called: "1002"}},
+	{name: "bare-ed5-consultationcall-children", want: &Request{Service: ConsultationCall, Namespace: ed5, Conn: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, Called: "455360"}},
+	{name: "envelope-alternatecall", want: &Request{Service: AlternateCall, Envelope: true, Namespace: ed4, Held: ConnectionID{CallID: "4711"}, Active: ConnectionID{CallID: "4712"}}},
+	{name: "bare-ed3-alternatecall-children", want: &Request{Service: AlternateCall, Namespace: ed3,
+		Held: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, Active: ConnectionID{CallID: "3", DeviceID: "sip:455455@ser.intern.snom.de"}}},
+	{name: "envelope-reconnectcall", want: &Request{Service: ReconnectCall, Envelope: true, Namespace: ed4, Held: ConnectionID{CallID: "4711"}, Active: ConnectionID{CallID: "4712"}}},
+	{name: "bare-ed5-reconnectcall-children", want: &Request{Service: ReconnectCall, Namespace: ed5,
+		Held: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, Active: ConnectionID{CallID: "3", DeviceID: "sip:455455@ser.intern.snom.de"}}},
+	{name: "envelope-conferencecall", want: &Request{Service: ConferenceCall, Envelope: true, Namespace: ed4, Held: ConnectionID{CallID: "4711"}, Active: ConnectionID{CallID: "4712"}}},
+	{name: "bare-ed5-conferencecall-children", want: &Request{Service: ConferenceCall, Namespace: ed5,
+		Held: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, Active: ConnectionID{CallID: "3", DeviceID: "sip:455455@ser.intern.snom.de"}}},
+	{name: "envelope-clearconnection-conference", want: &Request{Service: ClearConnection, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "-3|4"}}},
+	{name: "envelope-deflectcall", want: &Request{Service: DeflectCall, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "-18"}, Called: "sip:1003@pbx.example.com"}},
+	{name: "bare-ed5-deflectcall-children", want: &Request{Service: DeflectCall, Namespace: ed5, Conn: ConnectionID{CallID: "-18", DeviceID: "sip:455455@ser.intern.snom.de"}, Called: "455360"}},
+	{name: "envelope-generatedigits", want: &Request{Service: GenerateDigits, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "4711"}, Digits: "123*#A"}},
+	{name: "bare-ed5-generatedigits-children", want: &Request{Service: GenerateDigits, Namespace: ed5, Conn: ConnectionID{CallID: "2", DeviceID: "sip:455455@ser.intern.snom.de"}, Digits: "0123456789*#ABCD"}},
+
 	// Requests the decoder refuses.
 	{name: "fault-unknown-service", wantErr: ServiceNotSupported},
+	{name: "fault-snapshotdevice-missing-object", wantErr: InvalidDeviceID},
+	{name: "fault-bare-consultationcall-empty-consulted", wantErr: InvalidCalledDeviceID},
+	{name: "fault-bare-generatedigits-not-dtmf", wantErr: InvalidParameterValue},
+	{name: "fault-alternatecall-missing-held", wantErr: InvalidConnectionID},
 	{name: "fault-missing-connection", wantErr: InvalidConnectionID},
 	{name: "fault-truncated", wantErr: Generic},
 	{name: "fault-bare-missing-called", wantErr: InvalidCalledDeviceID},
@@ -85,6 +119,9 @@ var goldenCases = []goldenCase{
 	{name: "bare-requestsystemstatus-core-nomessage", req: "bare-requestsystemstatus",
 		want: &Request{Service: RequestSystemStatus, Namespace: ed5},
 		core: &Error{Code: ResourceOutOfService}},
+	{name: "envelope-snapshotdevice-core-invalidDeviceID", req: "envelope-snapshotdevice",
+		want: &Request{Service: SnapshotDevice, Envelope: true, Namespace: ed4, Device: "sip:1001@pbx.example.com"},
+		core: &Error{Code: InvalidDeviceID, Message: "sip:1001@pbx.example.com is not this phone"}},
 }
 
 // resultFor is what the call logic would answer: a fixed new call id, the
@@ -103,6 +140,27 @@ func resultFor(req *Request) Result {
 		return Result{TransferredCall: &ConnectionID{CallID: req.Active.CallID}}
 	case RequestSystemStatus:
 		return Result{SystemStatus: "normal"}
+	case ConsultationCall:
+		return Result{InitiatedCall: &ConnectionID{CallID: "3", DeviceID: "sip:1001@pbx.example.com"}}
+	case ConferenceCall:
+		return Result{ConferenceCall: &ConnectionID{CallID: req.Held.CallID + "|" + req.Active.CallID, DeviceID: "sip:1001@pbx.example.com"}}
+	case SnapshotDevice:
+		// Snom's documented answer, then a held call with a device that
+		// needs escaping.
+		return Result{Connections: []SnapshotEntry{
+			{Conn: ConnectionID{CallID: "-12", DeviceID: "sip:455455@ser.intern.snom.de"}, State: "alerting"},
+			{Conn: ConnectionID{CallID: "3", DeviceID: "sip:455455@ser.intern.snom.de;a=b&c"}, State: "hold"},
+		}}
+	case SnapshotCall:
+		// The extension, a far party without a connection id, and one the
+		// PBX could not name.
+		return Result{Connections: []SnapshotEntry{
+			{Device: "sip:455455@ser.intern.snom.de", Conn: ConnectionID{CallID: req.Conn.CallID, DeviceID: "sip:455455@ser.intern.snom.de"}, State: "connected"},
+			{Device: "sip:455360@ser.intern.snom.de", State: "connected"},
+			{State: "alerting"},
+		}}
+	case GetSwitchingFunctionDevices:
+		return Result{Devices: []string{"sip:455455@ser.intern.snom.de"}}
 	}
 	return Result{}
 }
@@ -142,9 +200,12 @@ func TestGolden(t *testing.T) {
 				if !reflect.DeepEqual(req, c.want) {
 					t.Fatalf("Decode =\n%+v\nwant\n%+v", req, c.want)
 				}
-				if c.core != nil {
+				switch {
+				case c.core != nil:
 					out = EncodeFault(req.Envelope, c.core)
-				} else {
+				case c.res != nil:
+					out = EncodeResponse(req, *c.res)
+				default:
 					out = EncodeResponse(req, resultFor(req))
 				}
 			}
