@@ -177,8 +177,9 @@ type call struct {
 	remote      pbx.Party
 	sipCallID   string
 	headers     map[string]string
-	answered    bool // was ever connected: a later clear is a disconnect, not a missed call
-	pending     bool // MakeCall not yet accepted by the PBX: invisible to action URLs and resync
-	transferred bool // action_transfer has fired
+	answered    bool  // was ever connected: a later clear is a disconnect, not a missed call
+	pending     bool  // MakeCall not yet accepted by the PBX: invisible to action URLs and resync
+	transferred bool  // action_transfer has fired
+	conf        *call // the other call of a three-party conference this one is in
 	created     time.Time
 }

@@ -62,6 +62,24 @@ func (s *services) serve(ctx context.Context, ext string, req *csta.Request) (cs
 		return s.transfer(ctx, ext, req)
 	case csta.MakeCall:
 		return s.makeCall(ctx, ext, req)
+	case csta.SnapshotDevice:
+		return s.snapshotDevice(ctx, ext, req)
+	case csta.SnapshotCall:
+		return s.snapshotCall(ctx, ext, req)
+	case csta.GetSwitchingFunctionDevices:
+		return s.switchingFunctionDevices(ctx, ext, req)
+	case csta.ConsultationCall:
+		return s.consultationCall(ctx, ext, req)
+	case csta.AlternateCall:
+		return s.alternateCall(ctx, ext, req)
+	case csta.ReconnectCall:
+		return s.reconnectCall(ctx, ext, req)
+	case csta.ConferenceCall:
+		return s.conferenceCall(ctx, ext, req)
+	case csta.DeflectCall:
+		return s.deflectCall(ctx, ext, req)
+	case csta.GenerateDigits:
+		return s.generateDigits(ctx, ext, req)
 	}
 	return csta.Result{}, &csta.Error{Code: csta.ServiceNotSupported, Message: "service " + string(req.Service) + " is not supported"}
 }
@@ -115,6 +133,9 @@ func anyState(pbx.State) bool { return true }
 
 // single runs a service on one connection: resolve, check state, command, commit.
 func (s *services) single(ctx context.Context, ext string, conn csta.ConnectionID, svc connService) (csta.Result, *csta.Error) {
+	if strings.Contains(conn.CallID, "|") {
+		return s.clearJoined(ctx, ext, conn, svc)
+	}
 	t, cerr := s.resolve(ctx, ext, conn, svc.states)
 	if cerr != nil {
 		return csta.Result{}, cerr
@@ -154,9 +175,7 @@ func (s *services) holdActive(ctx context.Context, ext string, next pbx.CallRef)
 	}
 	for _, t := range active {
 		if err := s.pbx().Hold(ctx, t.ref); err != nil {
-			f := fromPBX(err)
-			f.Message = fmt.Sprintf("holding the active call %d first: %s", t.id, f.Message)
-			return f
+			return stepFault("holding first the active call", t.id, err)
 		}
 		s.commit(ctx, pbx.Event{Kind: pbx.EventHeld, Call: t.ref})
 	}
@@ -248,6 +267,17 @@ func (s *services) transfer(ctx context.Context, ext string, req *csta.Request) 
 }
 
 func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) (csta.Result, *csta.Error) {
+	placed, cerr := s.placeCall(ctx, ext, req.CallingDevice, req.Called, req.AutoOriginate)
+	if cerr != nil {
+		return csta.Result{}, cerr
+	}
+	return csta.Result{CallingDevice: placed}, nil
+}
+
+// placeCall is MakeCall's work, which ConsultationCall shares: the
+// extension's active call is held, its device called, then the
+// destination. It returns the new call as the calling device sees it.
+func (s *services) placeCall(ctx context.Context, ext, callingDevice, called, autoOriginate string) (*csta.ConnectionID, *csta.Error) {
 	var (
 		c      *call
 		cerr   *csta.Error
@@ -260,17 +290,17 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 			cerr = &csta.Error{Code: csta.InvalidCallingDeviceID, Message: "unknown extension " + ext}
 			return
 		}
-		if !p.matchesDevice(req.CallingDevice) {
+		if !p.matchesDevice(callingDevice) {
 			cerr = &csta.Error{Code: csta.InvalidCallingDeviceID,
-				Message: fmt.Sprintf("callingDevice %q is not an identity of extension %s", req.CallingDevice, ext)}
+				Message: fmt.Sprintf("callingDevice %q is not an identity of extension %s", callingDevice, ext)}
 			return
 		}
-		dest = cleanDestination(req.Called, p.cfg.Domain)
+		dest = cleanDestination(called, p.cfg.Domain)
 		if dest == "" {
-			cerr = &csta.Error{Code: csta.InvalidCalledDeviceID, Message: "calledDirectoryNumber is empty"}
+			cerr = &csta.Error{Code: csta.InvalidCalledDeviceID, Message: "the number to call is empty"}
 			return
 		}
-		device = strings.TrimSpace(req.CallingDevice)
+		device = strings.TrimSpace(callingDevice)
 		if device == "" {
 			device = p.localURI()
 		}
@@ -281,21 +311,21 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 		p.add(c)
 	})
 	if err != nil {
-		return csta.Result{}, timeoutFault(err)
+		return nil, timeoutFault(err)
 	}
 	if cerr != nil {
-		return csta.Result{}, cerr
+		return nil, cerr
 	}
 	if cerr := s.holdActive(ctx, ext, c.ref); cerr != nil {
 		s.commit(ctx, pbx.Event{Kind: pbx.EventCleared, Call: c.ref})
-		return csta.Result{}, cerr
+		return nil, cerr
 	}
 	mc := pbx.MakeCallRequest{Call: c.ref, CSTAID: c.id, Destination: dest,
-		AutoAnswer: !strings.EqualFold(strings.TrimSpace(req.AutoOriginate), "prompt")}
+		AutoAnswer: !strings.EqualFold(strings.TrimSpace(autoOriginate), "prompt")}
 	if err := s.pbx().MakeCall(ctx, mc); err != nil {
 		// The id stays burned: a Snom never hands out an id twice either.
 		s.commit(ctx, pbx.Event{Kind: pbx.EventCleared, Call: c.ref})
-		return csta.Result{}, fromPBX(err)
+		return nil, fromPBX(err)
 	}
 	s.afterCommand(ctx, func() {
 		// The PBX may already have reported the call, or its end (a quick
@@ -304,7 +334,7 @@ func (s *services) makeCall(ctx context.Context, ext string, req *csta.Request) 
 			s.sb.apply(pbx.Event{Kind: pbx.EventOriginated, Call: c.ref, Remote: pbx.Party{Number: dest}})
 		}
 	})
-	return csta.Result{CallingDevice: &csta.ConnectionID{CallID: strconv.Itoa(c.id), DeviceID: device}}, nil
+	return &csta.ConnectionID{CallID: strconv.Itoa(c.id), DeviceID: device}, nil
 }
 
 // lookupConn resolves a ConnectionID on the owner goroutine. A callID names

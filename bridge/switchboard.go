@@ -284,6 +284,9 @@ func (s *switchboard) enter(p *phone, c *call, st pbx.State) {
 // call when an incoming call stopped ringing without the user rejecting it.
 func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	p.remove(c)
+	if c.conf != nil {
+		c.conf.conf, c.conf = nil, nil
+	}
 	if c.pending {
 		return
 	}
@@ -291,7 +294,7 @@ func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	switch {
 	case c.answered:
 		s.actions.fire(p, c, "action_disconnected_url", reason)
-	case c.dir == pbx.Incoming && cause != pbx.CauseRejected && cause != pbx.CauseTransferred:
+	case c.dir == pbx.Incoming && cause != pbx.CauseRejected && cause != pbx.CauseTransferred && cause != pbx.CauseDeflected:
 		s.actions.fire(p, c, "action_missed_url", reason)
 	}
 	c.state = pbx.StateNull

@@ -104,14 +104,22 @@ func (p *PBX) clear(ctx context.Context, op string, c pbx.CallRef) error {
 // answers after AnswerAfter. Works from connected, held and alerting
 // (deflect).
 func (p *PBX) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destination string) error {
-	const op = "single step transfer"
+	return p.redirect(ctx, "single step transfer", c, destination, false)
+}
+
+// redirect sends the far party of c to destination and releases c: a
+// transfer (EventTransferred, then cleared as transferred) or a deflection
+// (cleared as deflected).
+func (p *PBX) redirect(ctx context.Context, op string, c pbx.CallRef, destination string, deflect bool) error {
 	return p.withLeg(ctx, op, c, func(l *leg) error {
 		dest, err := cleanNumber(destination)
 		if err != nil {
 			return fmt.Errorf("sim: %s %s: %v: %w", op, c, err, pbx.ErrInvalidDestination)
 		}
-		switch l.state {
-		case pbx.StateConnected, pbx.StateHeld, pbx.StateAlerting:
+		switch {
+		case deflect && l.state != pbx.StateAlerting:
+			return stateErr(op, l)
+		case l.state == pbx.StateConnected, l.state == pbx.StateHeld, l.state == pbx.StateAlerting:
 		default:
 			return stateErr(op, l)
 		}
@@ -127,13 +135,17 @@ func (p *PBX) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destination
 		target := &end{call: e.call, party: party, ext: ext, phase: idle}
 		e.call.ends[e.call.index(e)] = target
 
-		p.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind})
-		p.clearLeg(l, pbx.CauseTransferred)
+		if deflect {
+			p.clearLeg(l, pbx.CauseDeflected)
+		} else {
+			p.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind})
+			p.clearLeg(l, pbx.CauseTransferred)
+		}
 		if far.leg != nil {
 			far.leg.remote = party
 			p.emit(pbx.Event{Kind: pbx.EventPartyChanged, Call: far.leg.ref, Remote: party})
 		}
-		p.log.Debug("single step transfer", "call", e.call.id, "from", c, "to", dest)
+		p.log.Debug(op, "call", e.call.id, "from", c, "to", dest)
 		p.ring(target)
 		return nil
 	})
@@ -162,7 +174,9 @@ func (p *PBX) Transfer(ctx context.Context, held, active pbx.CallRef) error {
 		return fmt.Errorf("sim: %s %s and %s: not connections of the same extension: %w", op, held, active, pbx.ErrInvalidState)
 	case hl.end.call == al.end.call:
 		return fmt.Errorf("sim: %s %s and %s: connections of the same call: %w", op, held, active, pbx.ErrInvalidState)
-	case hl.state != pbx.StateHeld:
+	case hl.state != pbx.StateHeld && !(hl.conf == al && hl.state == pbx.StateConnected):
+		// Conferenced calls are both connected: their Transfer is the
+		// extension leaving the conference.
 		return stateErr(op, hl)
 	case al.state != pbx.StateConnected && al.state != pbx.StateInitiated:
 		return stateErr(op, al)

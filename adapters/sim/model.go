@@ -52,6 +52,7 @@ type leg struct {
 	headers   map[string]string
 	cstaID    int
 	tagged    chan struct{} // closed by the first TagCall (or a MakeCall csta_id)
+	conf      *leg          // the extension's other connection in a three-party conference
 }
 
 type dtmfRecord struct {
@@ -241,6 +242,9 @@ func (p *PBX) endCallAs(c *call, by *end, unanswered pbx.Cause) {
 // clearLeg emits the end of connection l. Callers hold p.mu.
 func (p *PBX) clearLeg(l *leg, cause pbx.Cause) {
 	delete(p.legs, l.ref)
+	if l.conf != nil {
+		l.conf.conf, l.conf = nil, nil
+	}
 	l.state = pbx.StateNull
 	p.emit(pbx.Event{Kind: pbx.EventCleared, Call: l.ref, Cause: cause})
 }

@@ -82,6 +82,29 @@ type DTMFSender interface {
 	SendDTMF(ctx context.Context, c CallRef, digits string) error
 }
 
+// Deflector is implemented by adapters that can send a ringing call
+// somewhere else without answering it (CSTA DeflectCall): the caller goes
+// on to destination (a number or URI as the core cleaned it) as if it had
+// dialled it, and the extension's connection ends with CauseDeflected (no
+// missed call).
+type Deflector interface {
+	Deflect(ctx context.Context, c CallRef, destination string) error
+}
+
+// Conferencer is implemented by adapters that can join two calls of an
+// extension into one three-party call (CSTA ConferenceCall). held is the
+// extension's held call, active its connected (or still ringing) one; on
+// success both connections are connected and every party hears the other
+// two. While they are conferenced:
+//   - ClearConnection of one of them drops that far party only; the
+//     extension talks on with the other;
+//   - Transfer of the two is the extension leaving: the two far parties
+//     talk on without it (a Snom's transfer on hang-up);
+//   - a far party that hangs up ends its connection only.
+type Conferencer interface {
+	Conference(ctx context.Context, held, active CallRef) error
+}
+
 // Extension is what an adapter knows about one mapped extension.
 type Extension struct {
 	Name              string   // extension number, e.g. "1001"; also the Snom identity's user name
@@ -168,10 +191,11 @@ const (
 	CauseUnreachable              // destination unknown, unregistered, congested
 	CauseTransferred              // the call was transferred away
 	CauseVanished                 // the call was not in the PBX's list after a reconnect
+	CauseDeflected                // the ringing call was sent elsewhere (DeflectCall): not missed
 )
 
 var causeNames = [...]string{"normal", "cancelled", "no-answer", "busy", "rejected", "unreachable",
-	"transferred", "vanished"}
+	"transferred", "vanished", "deflected"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {

@@ -1,13 +1,20 @@
 package pbxtest
 
-// Scenarios is the table every rig plays. Labels name csta_ids: the letter
+import "slices"
+
+// Scenarios is the table every rig plays: the rows of each topic, in one
+// list.
+var Scenarios = slices.Concat(basicRows, snom87Rows)
+
+// basicRows are the eight services of Snom's 7.3.4 CSTA page, call waiting
+// and races. Labels name csta_ids: the letter
 // is the extension's role, the digit counts its calls in the row ("a1" is
 // A's first call). Each row lists every action URL of the three
 // extensions, in order: a Snom fires offhook before the first call that
 // takes the handset and onhook after the last one, outgoing only after
 // offhook, and nothing for a call the phone never answered but missed (or
 // rejected: no URL at all).
-var Scenarios = []Scenario{
+var basicRows = []Scenario{
 	{
 		Name: "call between two phones, answered on the phone, hung up by the caller",
 		Steps: []Step{

@@ -175,9 +175,10 @@ func Number(elem string, r Role) Arg {
 	return func(p *play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, p.rig.Ext(r), elem) }
 }
 
-// Text is an element with literal content ("" for an empty element).
+// Text is an element with literal content ("" for an empty element), in
+// which "{a1}" and "{A}" are expanded as in ReqStep.Has.
 func Text(elem, v string) Arg {
-	return func(*play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, v, elem) }
+	return func(p *play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, p.expand(v), elem) }
 }
 
 // ReqStep is a CSTA request sent to an extension's /csta.
@@ -185,8 +186,10 @@ type ReqStep struct {
 	who     Role
 	service string
 	args    []Arg
-	fault   string // the CSTA error code wanted; "" for success
-	binds   string // label the response's callID binds
+	fault   string   // the CSTA error code wanted; "" for success
+	binds   string   // label the response's callID binds
+	has     []string // what the response must contain (see Has)
+	hasNot  []string
 }
 
 // Req sends a CSTA request (in the SOAP envelope of Snom's templates) to
@@ -201,6 +204,29 @@ func (s ReqStep) Fault(code string) ReqStep { s.fault = code; return s }
 // Binds: the response's callID (MakeCall's new call, a transfer's
 // transferredCall) is label's csta_id.
 func (s ReqStep) Binds(label string) ReqStep { s.binds = label; return s }
+
+// Has: the response contains each of these, after "{a1}" is replaced by
+// label a1's csta_id and "{A}" by role A's extension number.
+func (s ReqStep) Has(parts ...string) ReqStep { s.has = append(s.has, parts...); return s }
+
+// HasNot: the response contains none of these (expanded as in Has).
+func (s ReqStep) HasNot(parts ...string) ReqStep { s.hasNot = append(s.hasNot, parts...); return s }
+
+var placeholder = regexp.MustCompile(`\{([A-Za-z0-9]+)\}`)
+
+// expand replaces {label} and {A}/{B}/{C} in a pattern.
+func (p *play) expand(pattern string) string {
+	p.t.Helper()
+	return placeholder.ReplaceAllStringFunc(pattern, func(m string) string {
+		name := m[1 : len(m)-1]
+		for _, r := range []Role{A, B, C} {
+			if name == r.String() {
+				return p.rig.Ext(r)
+			}
+		}
+		return p.id(name)
+	})
+}
 
 func (s ReqStep) String() string {
 	out := fmt.Sprintf("%s %s", s.who, s.service)
@@ -224,6 +250,16 @@ func (s ReqStep) do(p *play) {
 		p.fatalf("%s: status %d after %s, body %s", s, status, took.Round(time.Millisecond), body)
 	case s.fault != "" && (status != http.StatusInternalServerError || !strings.Contains(body, "<csta:operation>"+s.fault+"</csta:operation>")):
 		p.fatalf("%s: status %d after %s, body %s", s, status, took.Round(time.Millisecond), body)
+	}
+	for _, part := range s.has {
+		if want := p.expand(part); !strings.Contains(body, want) {
+			p.fatalf("%s: response without %s: %s", s, want, body)
+		}
+	}
+	for _, part := range s.hasNot {
+		if bad := p.expand(part); strings.Contains(body, bad) {
+			p.fatalf("%s: response with %s: %s", s, bad, body)
+		}
 	}
 	if s.binds != "" {
 		m := callIDElem.FindStringSubmatch(body)
