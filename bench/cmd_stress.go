@@ -39,6 +39,12 @@ left. A failed cycle is printed with its steps (requests, replies, action URLs
 with times); the loop then hangs up what is left of its calls and goes on.
 The test phones negotiate media but send no RTP, so audio is not checked.
 
+Run it alone on the PBX: Asterisk gives a Stasis application to one ARI
+client at a time (an integration test's bridge and this one would take it
+from each other), and calls of other tests to the same extensions fork to
+their phones too. It refuses to start while the PBX has channels of its
+extensions (-clear-first hangs them up).
+
 Connection defaults come from the integration tests' variables
 (CSTA_TEST_ARI_URL, _USER, _PASS, _APP, _CONTEXT, _SIP, _SIP_PASS;
 CSTA_TEST_ESL_ADDR, _PASS, _SIP, _SIP_PASS, _CONTEXT), else the /opt/pbx test
@@ -46,7 +52,7 @@ bed's values. In -sip-pass, {ext} stands for the extension. Every address must
 be on loopback.
 
   go run ./bench stress -pbx ari -phones 10 -cycles 100 -mix basic
-  go run ./bench stress -pbx esl -phones 9 -cycles 100 -mix transfer
+  go run ./bench stress -pbx esl -phones 5 -cycles 200 -mix transfer
 
 Flags:
 `
@@ -85,7 +91,7 @@ func cmdStress(ctx context.Context, c *common, args []string) (int, error) {
 	fs.StringVar(&o.Mix, "mix", "basic", "basic or transfer")
 	fs.IntVar(&o.Phones, "phones", 2, "parallel loops, each with its own phone (two in the transfer mix)")
 	fs.IntVar(&o.Cycles, "cycles", 5, "calls each loop plays")
-	fs.StringVar(&exts, "exts", "", "extensions to use, e.g. 1001-1012 or 1004,1005,1011 (default: ari 1001-1012, esl 1000-1019); the first -phones are the subjects, then the transfer targets, then caller phones")
+	fs.StringVar(&exts, "exts", "", "extensions to use, e.g. 1001-1012 or 1004,1005,1011 (default: ari 1001-1012, esl 1000-1014; keep clear of the phones of other tests on the same PBX); the first -phones are the subjects, then the transfer targets, then caller phones")
 	fs.DurationVar(&o.StepTimeout, "step-timeout", 15*time.Second, "longest wait for one reply, action URL or phone state")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "the whole run stops after this")
 	fs.IntVar(&o.Reports, "reports", 10, "failed cycles printed in full (all are counted)")
@@ -114,7 +120,7 @@ func cmdStress(ctx context.Context, c *common, args []string) (int, error) {
 	case "esl":
 		o.SIP = firstSet(o.SIP, os.Getenv("CSTA_TEST_ESL_SIP"), "127.0.0.1:5070")
 		o.SIPPass = firstSet(o.SIPPass, os.Getenv("CSTA_TEST_ESL_SIP_PASS"), "1234")
-		exts = firstSet(exts, "1000-1019")
+		exts = firstSet(exts, "1000-1014")
 	default:
 		return 2, usageError{fmt.Errorf("-pbx %q: want ari or esl", o.PBX)}
 	}

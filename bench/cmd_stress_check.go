@@ -139,7 +139,9 @@ var (
 	numRE   = regexp.MustCompile(`\b\d{4,}\b`)         // extensions, ports, counters
 	durRE   = regexp.MustCompile(`\b\d+(\.\d+)?m?s\b`) // how long something took
 	tagRE   = regexp.MustCompile(`<csta:(\w+)>[^<]*</csta:\w+>`)
-	tailRE  = regexp.MustCompile(`(<hex>|#)(-\d+)+`) // a generated id's counter (csta-out-<ms>-61)
+	tailRE  = regexp.MustCompile(`(<hex>|#)(-(\d+|#))+`) // a generated id's counter (csta-out-<ms>-61)
+	negRE   = regexp.MustCompile(`(\s)-\d+\b`)           // a bare csta_id ("no call -39")
+	idRE    = regexp.MustCompile(`\b([a-z_]+):-?\d+\b`)  // a URL's csta_id (hold:-16)
 )
 
 // normalize strips what differs between two failures of the same kind
@@ -150,6 +152,8 @@ func normalize(msg string) string {
 	msg = hexRE.ReplaceAllString(msg, "<hex>")
 	msg = numRE.ReplaceAllString(msg, "#")
 	msg = tailRE.ReplaceAllString(msg, "$1")
+	msg = idRE.ReplaceAllString(msg, "$1:<id>")
+	msg = negRE.ReplaceAllString(msg, "$1<id>")
 	msg = durRE.ReplaceAllString(msg, "<t>")
 	msg = tagRE.ReplaceAllString(msg, "<csta:$1>…")
 	if len(msg) > 300 {
@@ -170,7 +174,7 @@ func groupFailures(fs []failure) []failureGroup {
 	byKey := map[string]*failureGroup{}
 	var order []string
 	for _, f := range fs {
-		k := f.Step + ": " + normalize(f.Msg)
+		k := normalize(f.Step) + ": " + normalize(f.Msg)
 		g := byKey[k]
 		if g == nil {
 			g = &failureGroup{Key: k, Example: f.Step + ": " + f.Msg}

@@ -407,6 +407,20 @@ func (l *stressLoop) recover(c *cycle) string {
 	for _, sp := range l.own() {
 		exts = append(exts, sp.ext)
 		notes = append(notes, fmt.Sprintf("phone %s: %s", sp.ext, sp.describe()))
+		// How each call that rang the phone this cycle went: tells a
+		// phone that dropped an auto-answer call from a PBX that did.
+		for i, call := range sp.incomingSince(c.inBefore[sp.ext]) {
+			how := call.State().String()
+			if r := call.EndReason(); r != "" {
+				how += ": " + r
+			}
+			auto := ""
+			if call.AutoAnswerRequested() {
+				auto = ", auto-answer asked"
+			}
+			notes = append(notes, fmt.Sprintf("phone %s call %d of the cycle from %s (status %d%s): %s", sp.ext, i+1,
+				call.RemoteUser(), call.Status(), auto, how))
+		}
 	}
 	if c.callerCall != nil {
 		notes = append(notes, fmt.Sprintf("caller %s's call: %s (%s)", c.origin, c.callerCall.State(), c.callerCall.EndReason()))

@@ -99,16 +99,21 @@ func TestNormalizeGroupsFailuresByCause(t *testing.T) {
 		{"HoldCall", "status 500: invalidObjectState: ari: hold 1009/csta-out-1796408999999-7: not supported for this call"},
 		{"AnswerCall", "status 500: invalidConnectionID: esl: answer 1001/24904f30-3ae1-4c3d-8a0c-8070d0ec9d46: no such call"},
 		{"action URLs of 1004", "still waiting for hold:a1 after 15s (this step got: )"},
+		{"HoldCall", "status 500: invalidObjectState: ari: hold 1004/csta-out-1796408964638-1061: not supported for this call"},
+		{"action URLs of 1001", "got hold:-16, wanted next disconnected:a1 (this step so far: hold:-16)"},
+		{"action URLs of 1003", "got hold:-93, wanted next disconnected:a1 (this step so far: hold:-93)"},
+		{"ClearConnection", "status 500: invalidConnectionID: no call -39 on extension 1002"},
+		{"ClearConnection", "status 500: invalidConnectionID: no call -5 on extension 1003"},
 	}
 	g := groupFailures(fs)
-	if len(g) != 3 || g[0].Count != 2 || !strings.HasPrefix(g[0].Key, "HoldCall: ") {
+	if len(g) != 5 || g[0].Count != 3 || !strings.HasPrefix(g[0].Key, "HoldCall: ") || g[1].Count != 2 || g[2].Count != 2 || !strings.Contains(g[2].Key, "no call <id> on extension #") {
 		t.Fatalf("groups %+v", g)
 	}
 	if !strings.Contains(g[0].Example, "1004/csta-out-1796408964638-61") {
 		t.Fatalf("the example must be verbatim: %q", g[0].Example)
 	}
-	if strings.Contains(g[1].Key, "24904f30") || !strings.Contains(g[1].Key, "<uuid>") {
-		t.Fatalf("uuid not normalized: %q", g[1].Key)
+	if strings.Contains(g[3].Key, "24904f30") || !strings.Contains(g[3].Key, "<uuid>") {
+		t.Fatalf("uuid not normalized: %q", g[3].Key)
 	}
 }
 
