@@ -21,7 +21,7 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	dur := fs.Duration("duration", 10*time.Second, "length of each phase")
 	rounds := fs.Int("rounds", 3, "rounds of bare/bridge phases; throughput ratios are per round, latencies pooled")
 	nExt := fs.Int("exts", 200, "extensions under load (each runs its own call scenarios)")
-	mixName := fs.String("mix", "calls", "calls: all nine CSTA services on live simulator calls; status: RequestSystemStatus only")
+	mixName := fs.String("mix", "calls", "calls: all nine CSTA services on live simulator calls; snom87: the Snom 8.7 services (snapshots, consultation, reconnect, conference, deflect, digits); status: RequestSystemStatus only")
 	noActions := fs.Bool("no-action-urls", false, "configure no action URLs (by default every call event is reported to a loopback sink)")
 	only := fs.String("only", "", "run only the bridge (or only the bare) phases, e.g. to profile one side: bridge or bare")
 	maxP99 := fs.Duration("goal-p99", time.Millisecond, "goal: bridge p99 at -rate")
@@ -185,8 +185,10 @@ func mixByName(name string) ([]scenario, error) {
 		return scenarios, nil
 	case "status":
 		return statusOnly, nil
+	case "snom87":
+		return snom87, nil
 	}
-	return nil, fmt.Errorf("-mix %q: want calls or status", name)
+	return nil, fmt.Errorf("-mix %q: want calls, snom87 or status", name)
 }
 
 func floats(v []float64) string {

@@ -128,6 +128,61 @@ var scenarios = []scenario{
 	}},
 }
 
+// snom87 is the "snom87" mix: the services Snom firmware 8.7 adds, on
+// live simulator calls, with the basic ones they need around them.
+var snom87 = []scenario{
+	{name: "snapshot-consult-reconnect-digits", offer: true, steps: []step{answerStep(),
+		{build: func(s *session) request {
+			return request{"SnapshotDevice", soapReq("SnapshotDevice", "<csta:snapshotObject>"+s.ext+"</csta:snapshotObject>")}
+		}},
+		consultStep(),
+		{build: func(s *session) request {
+			return request{"ReconnectCall", soapReq("ReconnectCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
+		}},
+		{build: func(s *session) request {
+			return request{"SnapshotCall", soapReq("SnapshotCall", connID("snapshotObject", s.inID))}
+		}},
+		{build: func(s *session) request {
+			return request{"GenerateDigits", soapReq("GenerateDigits", connID("connectionToSendDigits", s.inID)+
+				"<csta:charactersToSend>12#</csta:charactersToSend>")}
+		}},
+		{build: func(s *session) request {
+			return request{"ClearConnection", soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
+		}},
+	}},
+	{name: "conference-leave", offer: true, hangup: true, steps: []step{answerStep(), consultStep(),
+		{build: func(s *session) request {
+			return request{"ConferenceCall", soapReq("ConferenceCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
+		}},
+		{build: func(s *session) request {
+			return request{"ClearConnection", soapReq("ClearConnection", fmt.Sprintf(
+				"<csta:connectionToBeCleared>%d|%d</csta:connectionToBeCleared>", s.inID, s.mcID))}
+		}},
+	}},
+	{name: "deflect", offer: true, hangup: true, steps: []step{
+		{build: func(s *session) request {
+			return request{"GetSwitchingFunctionDevices", soapReq("GetSwitchingFunctionDevices", "")}
+		}},
+		{build: func(s *session) request {
+			return request{"DeflectCall", soapReq("DeflectCall", connID("callToBeDiverted", s.inID)+
+				"<csta:newDestination>+49306660"+s.ext+"</csta:newDestination>")}
+		}},
+	}},
+}
+
+// consultStep holds the offered call and calls an outside number; the
+// new call's id is read from initiatedCall.
+func consultStep() step {
+	mc := makeCallStep()
+	return step{
+		build: func(s *session) request {
+			return request{"ConsultationCall", soapReq("ConsultationCall", connID("existingCall", s.inID)+
+				"<csta:consultedDevice>+49305550"+s.ext+"</csta:consultedDevice>")}
+		},
+		after: mc.after,
+	}
+}
+
 // statusOnly is the "status" mix: RequestSystemStatus, which never reaches
 // the call state machine; it measures HTTP, decode and encode alone.
 var statusOnly = []scenario{{name: "status", steps: []step{{build: func(s *session) request {
