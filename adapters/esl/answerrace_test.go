@@ -28,7 +28,7 @@ func startModel(t *testing.T, extra int) (*harness, *callModel, *router) {
 		// Ten extensions share one command connection on a loaded test
 		// machine (and -race): the short test timeouts would end the
 		// session, or take hold music as missing, for slowness alone.
-		o.CommandTimeout, o.ConfirmTimeout = 3*time.Second, 3*time.Second
+		o.CommandTimeout, o.ConfirmTimeout, o.HoldMusicWait = 3*time.Second, 3*time.Second, 3*time.Second
 	})
 	exts := append([]pbx.Extension(nil), testExts...)
 	for i := range extra {

@@ -64,6 +64,7 @@ type leg struct {
 	// mohPending: held with uuid_hold, whose hold music has not been seen
 	// starting on the partner yet (see Adapter.waitHoldMusic).
 	mohPending bool
+	mohSince   time.Time // when uuid_hold was sent
 	expected   time.Time // when the bridge originated it (expect table)
 }
 
@@ -562,7 +563,7 @@ func (s *callState) heldEv(l *leg) {
 	}
 	l.held = true
 	s.notify(l.uuid, sigHeld)
-	if l.xferReported {
+	if l.xferReported || l.xfer {
 		return // only the end of a transferred connection is news
 	}
 	s.emit(pbx.Event{Kind: pbx.EventHeld, Call: l.ref(), CSTAID: l.cstaID, ByPhone: s.byPhone(l)})
@@ -575,7 +576,10 @@ func (s *callState) retrieved(l *leg) {
 	l.held = false
 	l.mohPending = false
 	s.notify(l.uuid, sigRetrieved)
-	if l.xferReported {
+	if l.xferReported || l.xfer {
+		// FreeSWITCH takes a held channel off hold when uuid_bridge (or
+		// uuid_transfer) moves its partner away, just before the channel
+		// ends: a phone whose call is transferred reports no unhold.
 		return
 	}
 	s.emit(pbx.Event{Kind: pbx.EventRetrieved, Call: l.ref(), CSTAID: l.cstaID, ByPhone: s.byPhone(l)})

@@ -327,7 +327,7 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 	if hold {
 		// Hold music starts on the partner a moment after uuid_hold's
 		// events (160 ms after CHANNEL_HOLD in traces/freeswitch/d_hold).
-		a.state.update(l.uuid, func(x *leg) { x.mohPending = true })
+		a.state.update(l.uuid, func(x *leg) { x.mohPending, x.mohSince = true, a.state.now() })
 	} else if l.mohPending {
 		a.waitHoldMusic(ctx, l)
 	}
@@ -358,23 +358,30 @@ func (a *Adapter) holdOrRetrieve(ctx context.Context, c pbx.CallRef, hold bool) 
 	return nil
 }
 
-// waitHoldMusic waits, for a bounded time, until the hold music uuid_hold
-// queued on the partner of l has started. `uuid_hold off` stops the
-// partner's music only if it is playing (switch_ivr_unhold →
-// switch_channel_stop_broadcast, which tests CF_BROADCAST): music still
-// queued when the retrieve arrives starts afterwards and loops for good,
-// and the caller never hears the phone again. Without hold music
-// (hold_music unset) nothing starts: the wait ends at ConfirmTimeout.
+// waitHoldMusic waits until the hold music uuid_hold queued on the
+// partner of l has started, or until HoldMusicWait after the hold.
+// `uuid_hold off` stops the partner's music only if it is playing
+// (switch_ivr_unhold → switch_channel_stop_broadcast, which tests
+// CF_BROADCAST): music still queued when the retrieve arrives starts
+// afterwards and loops for good, and the caller never hears the phone
+// again. The bound counts from the hold, so only a retrieve sent right
+// after it waits; where no music plays (hold_music unset, a missing
+// local_stream, a loopback partner) nothing starts and the wait is that
+// bound at most, not a confirmation timeout per retrieve.
 func (a *Adapter) waitHoldMusic(ctx context.Context, l legView) {
 	w := a.state.watch(l.uuid, sigMusic, sigGone)
 	defer a.state.unwatch(w)
-	pending := true
-	a.state.update(l.uuid, func(x *leg) { pending = x.mohPending })
+	pending, since := true, time.Time{}
+	a.state.update(l.uuid, func(x *leg) { pending, since = x.mohPending, x.mohSince })
 	if !pending {
 		return
 	}
-	if sig, err := wait(ctx, w, a.opts.ConfirmTimeout); err == nil && sig == 0 {
-		a.log.Info("no hold music seen starting on the held call's partner; retrieving anyway", "uuid", l.uuid, "partner", l.other)
+	left := a.opts.HoldMusicWait - a.state.now().Sub(since)
+	if left <= 0 {
+		return
+	}
+	if sig, err := wait(ctx, w, left); err == nil && sig == 0 {
+		a.log.Debug("no hold music seen starting on the held call's partner; retrieving", "uuid", l.uuid, "partner", l.other, "waited", left)
 	}
 }
 

@@ -46,7 +46,12 @@ func checkVarValue(v string) error {
 
 // autoAnswerVars turns "Name: value" headers into sip_h_Name=value.
 func autoAnswerVars(headers []string) ([]chanVar, error) {
-	vars := []chanVar{{"sip_auto_answer", "true"}}
+	// sip_auto_answer=true also has mod_sofia send the phone an in-dialog
+	// NOTIFY "Event: talk" on its 180 (sofia.c, FS-9188), which answers a
+	// phone that takes remote control whatever its auto-answer policy:
+	// whether to use remote control is the adapter's choice
+	// (usePhoneEvents), so the auto-answer call asks by its headers only.
+	vars := []chanVar{{"sip_auto_answer", "true"}, {"sip_auto_answer_suppress_notify", "true"}}
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)

@@ -53,6 +53,13 @@ type Options struct {
 	// take to show up as an event before the adapter falls back to the
 	// PBX-side method (default 2s).
 	ConfirmTimeout time.Duration
+	// HoldMusicWait bounds how long after a PBX-side hold (uuid_hold) a
+	// retrieve waits for the hold music to start on the far party (default
+	// 500ms, counted from the hold, so a retrieve sent later does not wait
+	// at all): `uuid_hold off` stops only music already playing. Music
+	// starts about 160 ms after the hold on FreeSWITCH 1.10; without hold
+	// music nothing starts and the wait runs out.
+	HoldMusicWait time.Duration
 	// AnswerTimeout is how long the auto-answer call that replaces a ringing
 	// one may take to be answered by the device (default 8s).
 	AnswerTimeout time.Duration
@@ -85,6 +92,7 @@ func (o *Options) setDefaults() {
 	def(&o.MaxBackoff, 4*time.Second)
 	def(&o.ReorderWindow, 40*time.Millisecond)
 	def(&o.ConfirmTimeout, 2*time.Second)
+	def(&o.HoldMusicWait, 500*time.Millisecond)
 	def(&o.AnswerTimeout, 8*time.Second)
 	def(&o.RecheckDelay, time.Second)
 	if o.newTimer == nil {

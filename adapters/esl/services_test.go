@@ -226,7 +226,7 @@ func TestAnswerBySwap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "bgapi originate [origination_uuid=" + newLeg + ",originate_timeout=1,sip_copy_custom_headers=false,sip_auto_answer=true," +
+			want := "bgapi originate [origination_uuid=" + newLeg + ",originate_timeout=1,sip_copy_custom_headers=false,sip_auto_answer=true,sip_auto_answer_suppress_notify=true," +
 				`sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0,sip_h_X-Test=a\,b,origination_caller_id_name='Extension 1001',origination_caller_id_number=1001]user/1002 &park()`
 			if cmd != want {
 				t.Errorf("originate\n got  %q\n want %q", cmd, want)
@@ -444,7 +444,21 @@ func TestTransfer(t *testing.T) {
 			t.Fatalf("%q before the far parties were bridged", c)
 		}
 	}
-	h.srv.Emit(bridged, hang1, hang2)
+	// a1 was held (j_phone_refer_attended holds it before the consultation);
+	// FreeSWITCH takes it off hold as its partner is bridged away, just
+	// before it ends (seen on a real 1.10.12): no unhold for a call the
+	// bridge transfers.
+	var unheld fakeesl.Event
+	for _, e := range evs {
+		if strings.HasPrefix(e.Get("Unique-ID"), a1[:8]) && e.Get("Channel-Call-State") == "UNHELD" {
+			unheld = e.With("Event-Name", "CHANNEL_UNHOLD")
+			break
+		}
+	}
+	if unheld.Headers == nil {
+		t.Fatal("j_phone_refer_attended has no UNHELD state of the held call")
+	}
+	h.srv.Emit(bridged, unheld, hang1, hang2)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -506,7 +520,7 @@ func TestMakeCall(t *testing.T) {
 	}
 	id := originateUUID.FindStringSubmatch(cmd)[1]
 	want := "bgapi originate {origination_caller_id_number=1002,origination_caller_id_name=1002}" +
-		"[origination_uuid=" + id + ",csta_makecall=true,csta_id=7,sip_auto_answer=true,sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0," +
+		"[origination_uuid=" + id + ",csta_makecall=true,csta_id=7,sip_auto_answer=true,sip_auto_answer_suppress_notify=true,sip_h_Call-Info=<sip:127.0.0.1>;answer-after=0," +
 		"sip_h_Alert-Info=<http://pbx>;info=alert-autoanswer;delay=0,sip_copy_custom_headers=false]user/1001 1002 XML default"
 	if cmd != want {
 		t.Errorf("originate\n got  %q\n want %q", cmd, want)

@@ -60,8 +60,11 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 		// The vanilla dialplan's Local_Extension sends unanswered calls to voicemail.
 		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
 		Outside: func(ctx context.Context, ext string) error {
+			// endless_playback: playback of a looped tone_stream ends after
+			// about 2 s on FreeSWITCH 1.10.12 (with loops=-1 or L=-1 alike),
+			// and the caller then hangs up in the middle of a row.
 			reply, err := cli.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456}loopback/"+ext+"/"+env.context+
-				" &playback(tone_stream://%(1000,0,440);loops=-1)")
+				" &endless_playback(tone_stream://%(1000,0,440))")
 			if err == nil && !strings.HasPrefix(reply, "+OK") {
 				err = fmt.Errorf("originate: %s", reply)
 			}
