@@ -53,6 +53,11 @@ type leg struct {
 	offerPending bool
 
 	answered, connected, held bool
+	// partnerGone: the channel it was bridged to has hung up. FreeSWITCH
+	// then takes a held channel off hold (CHANNEL_UNHOLD) just before
+	// hanging it up; a phone whose held call is ended by the far party
+	// reports no unhold.
+	partnerGone bool
 
 	rejected     bool             // ClearConnection while alerting
 	xfer         bool             // the bridge transferred it (reported when it ends)
@@ -309,6 +314,14 @@ func (s *callState) apply(ev chEvent) *leg {
 		}
 		return nil
 	}
+	if ev.Name == "CHANNEL_HANGUP" {
+		// The far party need not be an extension's channel: untracked.
+		for _, l := range s.legs {
+			if l.other == ev.UUID && l.held {
+				l.partnerGone = true
+			}
+		}
+	}
 	if ev.Name == "CHANNEL_BRIDGE" {
 		// Transfer waits for the far parties it joins, which are not
 		// the extensions' channels and so are not tracked.
@@ -550,6 +563,9 @@ func (s *callState) bridgeEvent(l *leg, name, partner string) {
 		return
 	}
 	if partner != "" {
+		if partner != l.other {
+			l.partnerGone = false
+		}
 		l.other = partner
 	}
 	if l.answered {
@@ -576,10 +592,11 @@ func (s *callState) retrieved(l *leg) {
 	l.held = false
 	l.mohPending = false
 	s.notify(l.uuid, sigRetrieved)
-	if l.xferReported || l.xfer {
-		// FreeSWITCH takes a held channel off hold when uuid_bridge (or
-		// uuid_transfer) moves its partner away, just before the channel
-		// ends: a phone whose call is transferred reports no unhold.
+	if l.xferReported || l.xfer || l.partnerGone {
+		// FreeSWITCH takes a held channel off hold when its partner hangs
+		// up or uuid_bridge (uuid_transfer) moves it away, just before the
+		// channel ends: a phone whose held call is ended or transferred
+		// reports no unhold.
 		return
 	}
 	s.emit(pbx.Event{Kind: pbx.EventRetrieved, Call: l.ref(), CSTAID: l.cstaID, ByPhone: s.byPhone(l)})

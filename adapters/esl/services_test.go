@@ -306,6 +306,27 @@ func TestHoldRetrievePBXSide(t *testing.T) {
 	}
 }
 
+// A held call whose far party hangs up ends without an unhold: FreeSWITCH
+// 1.10.12 takes the held channel off hold (CHANNEL_UNHOLD) after the
+// partner's CHANNEL_HANGUP and just before its own, which a Snom never
+// reports.
+func TestHeldCallEndedByFarParty(t *testing.T) {
+	h, _ := startScripted(t, nil)
+	evs := h.connectedCall()
+	hold := loadEvents(t, "d_hold")
+	h.srv.Emit(h.retag(find(t, hold, "CHANNEL_HOLD", "fe0f41bc"), basicA).With("Other-Leg-Unique-ID", basicB))
+	if e := h.want(pbx.EventHeld, nil); e.Call != ref("1001", basicA) {
+		t.Fatalf("held event %+v, want 1001's call", e)
+	}
+	h.srv.Emit(h.retag(find(t, evs, "CHANNEL_HANGUP", basicB[:8]), basicB),
+		h.retag(find(t, hold, "CHANNEL_UNHOLD", "fe0f41bc"), basicA).With("Other-Leg-Unique-ID", basicB),
+		h.retag(find(t, evs, "CHANNEL_HANGUP", basicA[:8]), basicA))
+	got := describe(h.collect(untilCleared(2)))
+	if w := []string{"cleared normal"}; !equal(got[ref("1001", basicA)], w) {
+		t.Errorf("1001: %q, want %q", got[ref("1001", basicA)], w)
+	}
+}
+
 // HoldCall and RetrieveCall return once the hold change was seen, so the
 // next request finds the new state; without an event within ConfirmTimeout
 // FreeSWITCH's +OK is taken for it.
