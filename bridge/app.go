@@ -78,6 +78,7 @@ type App struct {
 
 	stateMu sync.Mutex
 	stored  map[string]map[string]string // settings persisted by /dummy.htm, per extension
+	left    map[string][]leftCall        // calls the previous bridge left, read at start-up
 }
 
 // New loads the configuration and builds the bridge without binding anything.
@@ -225,6 +226,7 @@ func (a *App) Start(ctx context.Context) error {
 	_ = a.sb.do(a.ctx, func() {
 		a.sb.configure(cfg.Extensions)
 		a.restoreSettings()
+		a.sb.reported = reportedStates(a.left)
 		a.sb.setup()
 	})
 	a.startPBX(a.cur)
@@ -385,6 +387,7 @@ func (a *App) reload() error {
 	_ = a.sb.do(a.ctx, func() {
 		a.sb.configure(cfg.Extensions)
 		a.restoreSettings()
+		a.sb.reported = reportedStates(a.left)
 		a.sb.setup()
 	})
 	if newPBX != nil {
@@ -426,6 +429,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if err := a.saveLeftCalls(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if a.pbxStop != nil {
 		a.pbxStop()
 		select {

@@ -14,9 +14,14 @@ import (
 // stateFile is what /dummy.htm?…&store_settings=save persists: settings a CTI
 // client installed, per extension. They override the YAML file's settings
 // and survive restarts and reloads, as settings stored in a phone's flash do.
+//
+// A stopping bridge also writes the live calls it leaves to the PBX, and
+// what it last told the CTI software about each, so that the next one
+// reports only what changed meanwhile (callsleft.go).
 type stateFile struct {
 	Version    int                          `json:"version"`
 	Extensions map[string]map[string]string `json:"extensions"`
+	Calls      map[string][]leftCall        `json:"calls,omitempty"`
 }
 
 // loadStoredSettings reads the state file at start-up. A missing file is
@@ -41,6 +46,7 @@ func (a *App) loadStoredSettings() {
 		a.log.Error("state file unreadable; starting without stored settings", "path", path, "err", err)
 		return
 	}
+	a.left = st.Calls
 	for ext, settings := range st.Extensions {
 		a.stored[ext] = map[string]string{}
 		for name, v := range settings {

@@ -26,6 +26,10 @@ type switchboard struct {
 	metrics *metrics
 	now     func() time.Time
 	linkUp  func(up bool, detail string)
+	// reported is what the previous bridge last told the CTI software
+	// about the calls it left (extension → csta_id → state); the first
+	// sync takes them over from there, then forgets it.
+	reported map[string]map[int]pbx.State
 }
 
 func newSwitchboard(log *slog.Logger, actions *actionSender, m *metrics) *switchboard {
@@ -245,10 +249,12 @@ func (s *switchboard) newCall(p *phone, ref pbx.CallRef, dir pbx.Direction, st p
 	if announce {
 		s.enter(p, c, st)
 	} else {
+		// Taken over from a previous bridge: the CTI software knows the
+		// call, and the handset it lifted.
 		c.state = st
 		s.metrics.moveCall(pbx.StateNull, st)
 		c.answered = st == pbx.StateConnected || st == pbx.StateHeld
-		s.hook(p)
+		p.offhook = p.offhook || c.state == pbx.StateInitiated || c.answered
 	}
 	return c
 }
@@ -338,7 +344,11 @@ func (s *switchboard) sync(list []pbx.CallInfo) {
 		if c == nil {
 			known := info.CSTAID != 0
 			first := info.State
-			if !known && (first == pbx.StateConnected || first == pbx.StateHeld) {
+			if was, ok := s.reported[info.Call.Ext][info.CSTAID]; known && ok {
+				// Taken over where the CTI software last saw it; what
+				// changed since is applied below, and so reported once.
+				first = was
+			} else if !known && (first == pbx.StateConnected || first == pbx.StateHeld) {
 				// Announce it the way the phone would have seen it start.
 				first = pbx.StateAlerting
 				if info.Direction == pbx.Outgoing {
@@ -346,7 +356,7 @@ func (s *switchboard) sync(list []pbx.CallInfo) {
 				}
 			}
 			c = s.newCall(p, info.Call, info.Direction, first, info.Remote, info.SIPCallID, nil, info.CSTAID, !known)
-			if known {
+			if known && first == info.State {
 				continue
 			}
 		}
@@ -364,6 +374,7 @@ func (s *switchboard) sync(list []pbx.CallInfo) {
 			s.apply(pbx.Event{Kind: pbx.EventHeld, Call: info.Call})
 		}
 	}
+	s.reported = nil
 	for _, name := range s.sortedNames() {
 		p := s.phones[name]
 		var gone []*call

@@ -63,6 +63,8 @@ var _ pbxtest.Rig = (*fakeAsteriskRig)(nil)
 func (r *fakeAsteriskRig) Ext(x pbxtest.Role) string     { return r.exts[x] }
 func (r *fakeAsteriskRig) Bridge() *pbxtest.BridgeClient { return r.b.BridgeClient }
 func (r *fakeAsteriskRig) Sink() *pbxtest.ActionSink     { return r.b.Sink }
+func (r *fakeAsteriskRig) Process() *pbxtest.Bridge      { return r.b }
+func (r *fakeAsteriskRig) Application(string) string     { return "" }
 func (r *fakeAsteriskRig) Has(pbxtest.Quirk) bool        { return false }
 func (r *fakeAsteriskRig) Phone(x pbxtest.Role) pbxtest.Phone {
 	return fakePhone{r, "PJSIP/" + r.exts[x]}

@@ -49,6 +49,9 @@ func TestTableRealAsterisk(t *testing.T) {
 				"endpoint": {"Local/" + ext + "@" + env.context}, "context": {octx}, "extension": {exten}, "priority": {"1"},
 				"callerId": {"Outside <+4930123456>"}}, nil)
 		},
+		// The test dialplan's applications (tests context, reached from
+		// the phones' context).
+		Apps:      map[string]string{pbxtest.AppEcho: "600", pbxtest.AppMusic: "602"},
 		Leftovers: func(ctx context.Context) (string, error) { return rest.leftovers(ctx, env.exts[:]...) },
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}

@@ -59,6 +59,8 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 	return &pbxtest.SIPRig{B: b, Exts: exts, Phones: phones,
 		// The vanilla dialplan's Local_Extension sends unanswered calls to voicemail.
 		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
+		// The vanilla dialplan's echo, music on hold and conference room.
+		Apps: map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000"},
 		Outside: func(ctx context.Context, ext string) error {
 			// endless_playback: playback of a looped tone_stream ends after
 			// about 2 s on FreeSWITCH 1.10.12 (with loops=-1 or L=-1 alike),

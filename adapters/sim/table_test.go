@@ -13,13 +13,16 @@ import (
 // on the simulator, through the whole bridge.
 func TestTable(t *testing.T) {
 	exts := [3]string{"1001", "1002", "1003"}
+	// One simulator for every bridge the rows start: a restarted bridge
+	// finds the calls of the PBX it left.
+	// Outside numbers answer at once, as the dialplan applications rows
+	// dial do.
+	sim := New(Options{AnswerAfter: 0, Logger: pbxtest.TestLogger(t)})
 	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
-		PBX:    "  type: sim\n  sim: {answer_after: never}\n",
+		PBX:    "  type: sim\n  sim: {answer_after: 0s}\n",
 		Exts:   map[string]string{exts[0]: "alice", exts[1]: "bob", exts[2]: "carol"},
 		Domain: "pbx.test",
-		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-			return New(Options{NeverAnswer: true, Logger: log}), nil
-		},
+		NewPBX: func(*config.Config, *slog.Logger) (pbx.PBX, error) { return sim, nil },
 	})
-	pbxtest.RunTable(t, pbxtest.NewSimRig(b, exts), pbxtest.Scenarios)
+	pbxtest.RunTable(t, pbxtest.NewSimRig(b, exts, sim.Handler()), pbxtest.Scenarios)
 }

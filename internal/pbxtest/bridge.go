@@ -36,9 +36,13 @@ type BridgeSetup struct {
 // Bridge is a bridge.App running for a test, with its CTI server (the
 // sink) and a client for its listeners.
 type Bridge struct {
-	App  *bridge.App
+	App  *bridge.App // nil while stopped (Stop)
 	Sink *ActionSink
 	*BridgeClient
+
+	t     testing.TB
+	setup BridgeSetup
+	path  string // the configuration file, kept across restarts with its state file
 }
 
 // StartBridge writes the configuration, starts the bridge, waits until
@@ -59,30 +63,55 @@ func StartBridge(t testing.TB, s BridgeSetup) *Bridge {
 	for ext, endpoint := range s.Exts {
 		fmt.Fprintf(&b, "  %q:\n    endpoint: %q\n", ext, endpoint)
 	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	// state_file is relative to the working directory; the tests run in
+	// the package's, so it is made absolute here.
+	text := strings.Replace(b.String(), "state_file: state.json", "state_file: "+filepath.Join(dir, "state.json"), 1)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	app, err := bridge.New(bridge.Options{ConfigPath: path, Logger: TestLogger(t), NewPBX: s.NewPBX, Notify: func(string) {}})
+	br := &Bridge{Sink: sink, t: t, setup: s, path: path}
+	br.Start()
+	t.Cleanup(br.Stop)
+	return br
+}
+
+// Start starts the bridge (again, after Stop: a restarted bridge on the
+// same configuration and state file), waits until it is ready and every
+// extension fired action_setup_url, as a Snom does when it boots.
+func (b *Bridge) Start() {
+	t := b.t
+	t.Helper()
+	if b.App != nil {
+		t.Fatal("bridge already running")
+	}
+	app, err := bridge.New(bridge.Options{ConfigPath: b.path, Logger: TestLogger(t), NewPBX: b.setup.NewPBX, Notify: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.Wait)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("bridge Stop: %v", err)
-		}
-	})
-	br := &Bridge{App: app, Sink: sink, BridgeClient: NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), s.Wait, s.Wait)}
-	br.WaitReady(http.StatusOK)
-	for ext := range s.Exts {
-		sink.Expect(t, ext, "setup")
+	b.App = app
+	b.BridgeClient = NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), b.setup.Wait, b.setup.Wait)
+	b.WaitReady(http.StatusOK)
+	for ext := range b.setup.Exts {
+		b.Sink.Expect(t, ext, "setup")
 	}
-	return br
+}
+
+// Stop stops the bridge as SIGTERM does; Start starts it again.
+func (b *Bridge) Stop() {
+	if b.App == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.setup.Wait)
+	defer cancel()
+	if err := b.App.Stop(ctx); err != nil {
+		b.t.Errorf("bridge Stop: %v", err)
+	}
+	b.App = nil
 }
 
 // TestLogger logs to the test's log at the level CSTA_TEST_LOG names

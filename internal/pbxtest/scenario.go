@@ -82,6 +82,13 @@ const (
 	NeedDialplan Need = "numbers dialled by the bridge reach the phones through the dialplan"
 )
 
+// Kinds of dialplan applications rows dial (Rig.Application).
+const (
+	AppEcho       = "echo"
+	AppMusic      = "music on hold"
+	AppConference = "conference room"
+)
+
 // Quirk is a way a PBX, as commonly configured, differs from a bare
 // phone-to-phone call; rows branch on it with If and Unless.
 type Quirk string
@@ -108,6 +115,9 @@ type Rig interface {
 	Lacks(n Need) string
 	// Has says whether the PBX behind the rig has quirk q.
 	Has(q Quirk) bool
+	// Application is the number of a dialplan application of kind (one of
+	// the App constants) on the PBX, "" when the rig has none.
+	Application(kind string) string
 	// OutsideCall has the PBX call ext from a party that is no mapped
 	// phone, which answers when the extension does and never hangs up by
 	// itself (only for rigs without Lacks(NeedOutsideCaller)).
@@ -115,6 +125,8 @@ type Rig interface {
 	// SetIgnoreAutoAnswer switches a phone's auto-answer policy off or on
 	// (only for rigs without Lacks(NeedIgnoreAutoAnswer)).
 	SetIgnoreAutoAnswer(r Role, ignore bool)
+	// Bridge itself, to stop and start it as an admin restarts it.
+	Process() *Bridge
 	// Settle ends every call the row left (hanging up the phones and the
 	// PBX's own parties) and returns once the PBX has nothing of them
 	// left; it reports what would not go as a test error.
@@ -125,6 +137,9 @@ type Rig interface {
 type Scenario struct {
 	Name  string
 	Needs []Need
+	// Apps are the kinds of dialplan application the row dials; a rig
+	// without one of them skips the row.
+	Apps []string
 	// Repeat plays the steps this many times in a row on the same calls'
 	// bridge (0 is once): races show on the second run, not the first.
 	Repeat int
@@ -169,6 +184,11 @@ func RunTable(t *testing.T, rig Rig, rows []Scenario) {
 			for _, n := range sc.Needs {
 				if why := rig.Lacks(n); why != "" {
 					t.Skipf("needs %s: %s", n, why)
+				}
+			}
+			for _, kind := range sc.Apps {
+				if rig.Application(kind) == "" {
+					t.Skipf("needs a %s to dial: the rig names none", kind)
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), stepWait)

@@ -7,25 +7,28 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 )
 
 // SimRig plays the table on the built-in simulator through its control
-// API (/sim/calls on the admin listener), as a CTI developer would. The
-// simulator's state changes only on requests, so a phone shows what it
-// shows as soon as the request that changed it answered: Wait looks once.
+// API (what /sim/ on the admin listener serves, called in-process so that
+// the phones work on while the bridge is stopped). The simulator's state
+// changes only on requests, so a phone shows what it shows as soon as the
+// request that changed it answered: Wait looks once.
 type SimRig struct {
-	B    *Bridge
-	Exts [3]string
-	http *http.Client
+	B       *Bridge
+	Exts    [3]string
+	control http.Handler
 }
 
 // NewSimRig wraps a bridge started on the simulator with the three
-// extensions.
-func NewSimRig(b *Bridge, exts [3]string) *SimRig {
-	return &SimRig{B: b, Exts: exts, http: &http.Client{Timeout: 10 * time.Second}}
+// extensions; control is the simulator's control API handler. The
+// bridge's NewPBX must hand every bridge it starts the same simulator.
+func NewSimRig(b *Bridge, exts [3]string, control http.Handler) *SimRig {
+	return &SimRig{B: b, Exts: exts, control: control}
 }
 
 var _ Rig = (*SimRig)(nil)
@@ -41,6 +44,15 @@ func (r *SimRig) Bridge() *BridgeClient { return r.B.BridgeClient }
 
 // Sink is the bridge's CTI server.
 func (r *SimRig) Sink() *ActionSink { return r.B.Sink }
+
+// Process is the bridge.
+func (r *SimRig) Process() *Bridge { return r.B }
+
+// Application: on the simulator any outside number answers (after
+// sim.answer_after), as an application does.
+func (r *SimRig) Application(kind string) string {
+	return map[string]string{AppEcho: "+4930999001", AppMusic: "+4930999002", AppConference: "+4930999003"}[kind]
+}
 
 // Lacks: the simulator's devices always answer when the bridge asks.
 func (r *SimRig) Lacks(n Need) string {
@@ -107,21 +119,12 @@ func (r *SimRig) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.B.App.AdminAddr()+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode > 299 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+	req := httptest.NewRequestWithContext(ctx, method, path, body)
+	rec := httptest.NewRecorder()
+	r.control.ServeHTTP(rec, req)
+	b := rec.Body.Bytes()
+	if rec.Code > 299 {
+		return fmt.Errorf("%s %s: %d %s", method, path, rec.Code, bytes.TrimSpace(b))
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)

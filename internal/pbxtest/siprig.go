@@ -31,6 +31,8 @@ type SIPRig struct {
 	Lacking map[Need]string
 	// Quirks are the PBX's.
 	Quirks []Quirk
+	// Apps are the numbers of the dialplan applications, by kind.
+	Apps map[string]string
 }
 
 var _ Rig = (*SIPRig)(nil)
@@ -46,6 +48,12 @@ func (r *SIPRig) Bridge() *BridgeClient { return r.B.BridgeClient }
 
 // Sink is the bridge's CTI server.
 func (r *SIPRig) Sink() *ActionSink { return r.B.Sink }
+
+// Process is the bridge.
+func (r *SIPRig) Process() *Bridge { return r.B }
+
+// Application is the number of a dialplan application of kind.
+func (r *SIPRig) Application(kind string) string { return r.Apps[kind] }
 
 // Lacks: test phones can do everything; calls from outside need Outside.
 func (r *SIPRig) Lacks(n Need) string {

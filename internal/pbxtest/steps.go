@@ -175,6 +175,19 @@ func Number(elem string, r Role) Arg {
 	return func(p *play) string { return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, p.rig.Ext(r), elem) }
 }
 
+// AppNumber is an element holding the number of a dialplan application
+// (Rig.Application); a rig without it cannot play the row (see
+// NeedApplication).
+func AppNumber(elem, kind string) Arg {
+	return func(p *play) string {
+		n := p.rig.Application(kind)
+		if n == "" {
+			p.fatalf("the rig has no %s to dial", kind)
+		}
+		return fmt.Sprintf("<csta:%s>%s</csta:%s>", elem, n, elem)
+	}
+}
+
 // Text is an element with literal content ("" for an empty element), in
 // which "{a1}" and "{A}" are expanded as in ReqStep.Has.
 func Text(elem, v string) Arg {
@@ -293,5 +306,42 @@ func (s quirkStep) do(p *play) {
 	p.t.Helper()
 	if p.rig.Has(s.q) == s.has {
 		p.steps(s.steps)
+	}
+}
+
+type bridgeStep struct {
+	name string
+	act  func(b *Bridge)
+}
+
+func (s bridgeStep) String() string { return s.name }
+func (s bridgeStep) do(p *play)     { p.t.Helper(); s.act(p.rig.Process()) }
+
+// BridgeStops: the bridge stops as on SIGTERM; the PBX and the phones go
+// on.
+func BridgeStops() Step { return bridgeStep{"the bridge stops", (*Bridge).Stop} }
+
+// BridgeStarts: it starts again on the same configuration and state file;
+// the step returns once it is ready and every extension fired
+// action_setup_url (a restarted phone's boot).
+func BridgeStarts() Step { return bridgeStep{"the bridge starts", (*Bridge).Start} }
+
+// BridgeRestarts is BridgeStops and BridgeStarts at once.
+func BridgeRestarts() Step {
+	return bridgeStep{"the bridge restarts", func(b *Bridge) { b.Stop(); b.Start() }}
+}
+
+type pauseStep time.Duration
+
+// Pause lets d pass: a step of a row's timing (restart 200 ms after the
+// connect), never a way to wait for something.
+func Pause(d time.Duration) Step { return pauseStep(d) }
+
+func (s pauseStep) String() string { return "pause " + time.Duration(s).String() }
+func (s pauseStep) do(p *play) {
+	select {
+	case <-time.After(time.Duration(s)):
+	case <-p.ctx.Done():
+		p.fatalf("%s: the row ran out of time", s)
 	}
 }
