@@ -379,6 +379,8 @@ func (s *callState) apply(ev chEvent) *leg {
 		case "UNHELD":
 			s.retrieved(l)
 		}
+	case "CHANNEL_EXECUTE":
+		s.appStarted(l, ev)
 	case "CHANNEL_HOLD":
 		s.heldEv(l)
 	case "CHANNEL_UNHOLD":
@@ -493,6 +495,7 @@ func (s *callState) adopt(ev chEvent) *leg {
 		return nil
 	}
 	l := s.expect[ev.UUID]
+	found := l == nil // not one the adapter started: found after connecting
 	if l != nil {
 		delete(s.expect, ev.UUID)
 	} else {
@@ -516,6 +519,13 @@ func (s *callState) adopt(ev chEvent) *leg {
 		s.refs[l.ref()] = l.uuid
 	}
 	s.notify(l.uuid, sigCreated)
+	l.takeStoredID(ev.CSTAID)
+	if found && storedTakeover(l) {
+		// Missed by the resync and the recheck (takeover.go).
+		syncedState(l, ev)
+		s.takeOver(l)
+		return l
+	}
 	switch {
 	case l.makeCall, l.swapLeg:
 		// Reported by the command that created it.

@@ -36,6 +36,10 @@ type chEvent struct {
 	// canonical name; nil when there are none. See inviteHeaders.
 	SIPHeaders map[string]string
 
+	// App is the dialplan application the channel runs: Application of
+	// CHANNEL_EXECUTE, variable_current_application of a channel dump.
+	App string
+
 	RegUser string // sofia::register/unregister/expire: from-user (username as fallback)
 
 	JobUUID string // BACKGROUND_JOB
@@ -104,6 +108,9 @@ func decodeFields(get func(string) string, keys []string) chEvent {
 	}
 	e.MakeCall = get("variable_csta_makecall") == "true"
 	e.TransferDest = get("variable_transfer_destination")
+	if e.App = get("Application"); e.App == "" {
+		e.App = get("variable_current_application")
+	}
 	if e.Other == "" {
 		// The b-leg of a bridge and channel dumps may name the partner only here.
 		e.Other = get("variable_signal_bond")

@@ -45,6 +45,7 @@ type fsModel struct {
 	owner  map[string]fsLeg   // every uuid a played call uses
 	lag    map[string]bool    // left out of the next `show channels`
 	faults []fsFault
+	listed listing // when `show channels` lists a channel (fsmodel_listing_test.go)
 }
 
 // fsCall is one call of a capture, played under fresh channel uuids.
@@ -244,6 +245,7 @@ func (m *fsModel) apply(evs []fakeesl.Event) []fakeesl.Event {
 			ch = &fsChan{fsLeg: m.owner[u], fields: map[string]string{}, vars: map[string]string{}}
 			m.chans[u] = ch
 			m.order = append(m.order, u)
+			m.listed.born(u)
 		}
 		if ch != nil {
 			for k, v := range ch.vars {
@@ -262,6 +264,7 @@ func (m *fsModel) apply(evs []fakeesl.Event) []fakeesl.Event {
 }
 
 func (m *fsModel) forgetLocked(u string) {
+	m.listed.forget(u)
 	delete(m.chans, u)
 	delete(m.lag, u)
 	m.order = slices.DeleteFunc(m.order, func(x string) bool { return x == u })
@@ -361,6 +364,8 @@ func (m *fsModel) answer(cmd string, bg bool) fakeesl.Reply {
 	switch {
 	case cmd == "show channels as json":
 		return fakeesl.Reply{Body: m.showChannels()}
+	case cmd == "status":
+		return fakeesl.Reply{Body: m.status()}
 	case name == "uuid_dump" && len(f) == 2:
 		if d := m.dump(f[0]); d != "" {
 			return fakeesl.Reply{Body: d}
@@ -388,6 +393,9 @@ func (m *fsModel) answer(cmd string, bg bool) fakeesl.Reply {
 		}
 		return fakeesl.Reply{Body: "+OK\n", After: m.apply(ch.call.hangup())}
 	case name == "originate" && bg:
+		if r, ok := m.originateApp(cmd); ok {
+			return r
+		}
 		return m.originate(cmd)
 	}
 	return fakeesl.DefaultReply(cmd)
@@ -464,6 +472,7 @@ func (m *fsModel) originate(cmd string) fakeesl.Reply {
 	}
 	m.chans[u[1]] = ch
 	m.order = append(m.order, u[1])
+	m.listed.born(u[1])
 	m.mu.Unlock()
 	return fakeesl.Reply{Body: "+OK " + u[1] + "\n", Before: m.apply(c.rename(ring))}
 }
@@ -475,6 +484,9 @@ func (m *fsModel) showChannels() string {
 	for _, u := range m.order {
 		if m.lag[u] {
 			delete(m.lag, u)
+			continue
+		}
+		if !m.listed.shows(u) {
 			continue
 		}
 		rows = append(rows, listingRow(m.rowTpl, m.chans[u].fields))

@@ -7,22 +7,37 @@ import (
 // channels reads FreeSWITCH's channels for the resync after a connect.
 // `show channels as json` lists them; each channel of a mapped extension is
 // then read with `uuid_dump <uuid> json`, which also carries the csta_id
-// variable the bridge stored (TagCall).
+// variable the bridge stored (TagCall). The listing is read until it has
+// caught up with the channels FreeSWITCH has (see settledRows).
 func (a *Adapter) channels(s *session) ([]chEvent, error) {
-	return a.dumpChannels(s, a.state.wants)
+	rows, err := a.settledRows(s)
+	if err != nil {
+		return nil, err
+	}
+	return a.dumpRows(s, rows, a.state.wants)
 }
 
 // dumpChannels lists FreeSWITCH's channels and dumps those that keep
 // accepts.
 func (a *Adapter) dumpChannels(s *session, keep func(channelRow) bool) ([]chEvent, error) {
+	rows, err := a.listRows(s)
+	if err != nil {
+		return nil, err
+	}
+	return a.dumpRows(s, rows, keep)
+}
+
+// listRows reads `show channels as json`.
+func (a *Adapter) listRows(s *session) ([]channelRow, error) {
 	body, err := s.api(s.ctx, "show", "channels as json")
 	if err != nil {
 		return nil, err
 	}
-	rows, err := parseShowChannels(body)
-	if err != nil {
-		return nil, err
-	}
+	return parseShowChannels(body)
+}
+
+// dumpRows dumps the listed channels that keep accepts.
+func (a *Adapter) dumpRows(s *session, rows []channelRow, keep func(channelRow) bool) ([]chEvent, error) {
 	var dumps []chEvent
 	for _, r := range rows {
 		if !keep(r) {
@@ -129,28 +144,15 @@ func (s *callState) applySync(dumps []chEvent) {
 			continue
 		}
 		s.fillFromDump(l, ev)
-		l.answered = ev.Answer == "answered"
-		l.held = ev.State == "HELD"
-		l.connected = l.answered && (!l.makeCall && !l.swapLeg || l.other != "")
+		syncedState(l, ev)
 		l.offerPending = false // the sync reports it
 		if l.orphan && !l.answered {
 			// Announced only once the device answers (see leg.orphan).
 			legs[l.uuid] = l
 			continue
 		}
-
-		st := pbx.StateInitiated
-		switch {
-		case l.held:
-			st = pbx.StateHeld
-		case l.connected:
-			st = pbx.StateConnected
-		case l.dir == pbx.Incoming && !l.makeCall:
-			st = pbx.StateAlerting
-		}
 		legs[l.uuid] = l
-		calls = append(calls, pbx.CallInfo{Call: l.ref(), State: st, Direction: l.dir, Remote: l.remote,
-			SIPCallID: l.sipID, CSTAID: l.cstaID})
+		calls = append(calls, callInfo(l))
 	}
 	now := s.now()
 	for u, l := range s.legs {
@@ -250,6 +252,12 @@ func (s *callState) applyLate(dumps []chEvent) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
+	var takeover *leg
+	defer func() {
+		if takeover != nil {
+			s.takeOver(takeover)
+		}
+	}()
 	for _, ev := range dumps {
 		if ev.Answer == "hangup" || ev.State == "HANGUP" {
 			continue
@@ -270,6 +278,12 @@ func (s *callState) applyLate(dumps []chEvent) int {
 		s.legs[l.uuid] = l
 		s.refs[l.ref()] = l.uuid
 		n++
+		if storedTakeover(l) {
+			// A call the CTI software knows (takeover.go).
+			syncedState(l, ev)
+			takeover = l
+			continue
+		}
 		// As the first events would have: offered or placed, then
 		// answered and held as the dump says.
 		if l.makeCall {
