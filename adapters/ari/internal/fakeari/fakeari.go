@@ -108,6 +108,10 @@ type Server struct {
 	seq         int
 	changed     chan struct{}
 	filterTypes map[string]bool
+
+	lateStasis, lateHangup bool         // late.go
+	capture                *lateCapture // the current request's late events
+	late                   []string     // frames waiting for FlushLate
 }
 
 type wsConn struct {
@@ -414,6 +418,9 @@ func (s *Server) event(typ string, fields map[string]any) {
 	fields["asterisk_id"] = s.entityID
 	fields["application"] = s.opts.App
 	data, _ := json.Marshal(fields)
+	if s.captured(typ, string(data)) {
+		return
+	}
 	if s.ws != nil {
 		ws := s.ws
 		ws.mu.Lock()
@@ -729,11 +736,19 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	late := s.lateFor(r.Method, path)
+	s.capture = late
 	status, body := s.route(r.Method, path, params, vars)
+	s.capture = nil
 	s.mu.Unlock()
+	// Late events go out even when the answer does not (client gone,
+	// connection dropped by a Gate).
+	replied := false
+	defer func() { s.afterReply(w, late, replied) }()
 	if g != nil && g.afterEffect && !g.hold(r.Context()) {
 		return
 	}
+	replied = true
 	if body == nil {
 		w.WriteHeader(status)
 		return
