@@ -22,6 +22,7 @@ type Adapter struct {
 	state *callState
 	jobs  *jobTable
 	out   *outQueue
+	confs confTable // conferences the bridge made (conference.go)
 
 	running atomic.Bool
 	sess    atomic.Pointer[session]

@@ -65,6 +65,11 @@ type leg struct {
 	xferReported bool             // Transferred was sent
 	ended        bool
 
+	deflected bool // DeflectCall sent its caller elsewhere (deflect.go)
+	// dialing is the channel this one calls and that has not answered yet
+	// (the destination of a MakeCall), named by its Other-Type originator.
+	dialing string
+
 	bridgeHoldUntil time.Time // a hold change before this was requested by the bridge
 	// mohPending: held with uuid_hold, whose hold music has not been seen
 	// starting on the partner yet (see Adapter.waitHoldMusic).
@@ -87,6 +92,7 @@ const (
 	sigGone
 	sigBridged // CHANNEL_BRIDGE names the channel, tracked or not (Transfer)
 	sigMusic   // the partner of a channel held with uuid_hold plays hold music
+	sigHangup  // CHANNEL_HANGUP names the channel, tracked or not (conference.go)
 )
 
 type waiter struct {
@@ -315,6 +321,7 @@ func (s *callState) apply(ev chEvent) *leg {
 		return nil
 	}
 	if ev.Name == "CHANNEL_HANGUP" {
+		s.notify(ev.UUID, sigHangup)
 		// The far party need not be an extension's channel: untracked.
 		for _, l := range s.legs {
 			if l.other == ev.UUID && l.held {
@@ -327,6 +334,17 @@ func (s *callState) apply(ev chEvent) *leg {
 		// the extensions' channels and so are not tracked.
 		s.notify(ev.UUID, sigBridged)
 		s.notify(ev.Other, sigBridged)
+	}
+	if ev.OtherType == "originator" && !isEnd(ev.Name) {
+		// A channel being called names its caller: TransferCall while it
+		// rings joins the held party to it (transfer_ringing.go).
+		if p := s.legs[ev.Other]; p != nil && !p.connected {
+			p.dialing = ev.UUID
+		}
+	}
+	if ev.Name == "CHANNEL_UNBRIDGE" {
+		// ConferenceCall waits for either channel of a call, tracked or not.
+		s.notify(ev.UUID, sigUnbridged)
 	}
 	if ev.Name == "CHANNEL_BRIDGE" || ev.Name == "CHANNEL_UNBRIDGE" {
 		// Only the a-leg of a bridge gets these events; the b-leg is named
@@ -780,6 +798,9 @@ func hangupCause(l *leg, cause string) pbx.Cause {
 	if l.rejected {
 		return pbx.CauseRejected
 	}
+	if l.deflected {
+		return pbx.CauseDeflected
+	}
 	switch cause {
 	case "ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF":
 		if l.dir == pbx.Incoming && !l.answered {
@@ -790,6 +811,12 @@ func hangupCause(l *leg, cause string) pbx.Cause {
 			return pbx.CauseNoAnswer
 		}
 	case "USER_BUSY":
+		if l.dir == pbx.Incoming && !l.answered {
+			// The device answered the offer 486 Busy Here: what a Snom's
+			// reject key (and the test phone's hang-up while ringing) sends.
+			// The user refused the call; it was not missed.
+			return pbx.CauseRejected
+		}
 		return pbx.CauseBusy
 	case "CALL_REJECTED":
 		if l.dir == pbx.Incoming {
@@ -849,6 +876,7 @@ type legView struct {
 	presence                  string
 	remote                    pbx.Party
 	cstaID                    int
+	dialing                   string
 }
 
 // lookup finds the current channel of a connection.
@@ -865,7 +893,8 @@ func (s *callState) lookup(c pbx.CallRef) (legView, error) {
 		return legView{}, pbx.ErrInvalidState
 	}
 	return legView{uuid: l.uuid, other: l.other, ext: l.ext, dir: l.dir, answered: l.answered,
-		connected: l.connected, held: l.held, mohPending: l.mohPending, talk: l.talk, presence: l.presence, remote: l.remote, cstaID: l.cstaID}, nil
+		connected: l.connected, held: l.held, mohPending: l.mohPending, talk: l.talk, presence: l.presence, remote: l.remote, cstaID: l.cstaID,
+		dialing: l.dialing}, nil
 }
 
 // update changes a tracked channel under the lock; it reports false when

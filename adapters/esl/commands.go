@@ -408,6 +408,13 @@ func (a *Adapter) ClearConnection(ctx context.Context, c pbx.CallRef) error {
 	if err != nil {
 		return fmt.Errorf("esl: clear connection %s: %w", c, err)
 	}
+	if conf := a.conferenced(l.uuid); conf != nil {
+		// Its far party leaves the conference with it (conference.go).
+		if err := a.confClear(ctx, s, conf, l.uuid); err != nil {
+			return fmt.Errorf("esl: clear connection %s: %w", c, err)
+		}
+		return nil
+	}
 	args := l.uuid
 	if l.dir == pbx.Incoming && !l.answered {
 		a.state.update(l.uuid, func(x *leg) { x.rejected = true })
@@ -493,6 +500,12 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	ac, err := a.state.lookup(active)
 	if err != nil {
 		return fmt.Errorf("esl: transfer %s: %w", active, err)
+	}
+	if hf, af, ok := a.confLeave(h.uuid, ac.uuid); ok {
+		// The extension leaves its conference: its far parties talk on.
+		h.other, ac.other = hf, af
+	} else if h.uuid != ac.uuid && ringingConsultation(ac) {
+		return a.transferRinging(ctx, s, held, active, h, ac)
 	}
 	if h.other == "" || ac.other == "" || h.uuid == ac.uuid {
 		return fmt.Errorf("esl: transfer %s to %s: far parties unknown: %w", held, active, pbx.ErrInvalidState)

@@ -22,6 +22,10 @@ type chEvent struct {
 	Presence string // Channel-Presence-ID
 	Cause    string // Hangup-Cause
 
+	// OtherType is Other-Type: "originator" on a channel being called names
+	// the channel that calls it (c_click_to_call's 1002 leg).
+	OtherType string
+
 	CallerNum, CallerName string // Caller-Caller-ID-*
 	CalleeNum, CalleeName string // Caller-Callee-ID-*
 	DestNum               string // Caller-Destination-Number
@@ -94,6 +98,7 @@ func decodeFields(get func(string) string, keys []string) chEvent {
 		SIPCallID:  get("variable_sip_call_id"),
 		DialedUser: get("variable_dialed_user"),
 		JobUUID:    get("Job-UUID"),
+		OtherType:  get("Other-Type"),
 	}
 	e.Seq, _ = strconv.ParseUint(get("Event-Sequence"), 10, 64)
 	if e.Name == "CUSTOM" && strings.HasPrefix(e.Subclass, "sofia::") {

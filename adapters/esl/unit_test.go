@@ -193,7 +193,7 @@ func TestHangupCauses(t *testing.T) {
 		{ringing, "ORIGINATOR_CANCEL", pbx.CauseCancelled},
 		{calling, "ORIGINATOR_CANCEL", pbx.CauseNormal},
 		{ringing, "NO_ANSWER", pbx.CauseNoAnswer},
-		{ringing, "USER_BUSY", pbx.CauseBusy},
+		{ringing, "USER_BUSY", pbx.CauseRejected},
 		{calling, "USER_BUSY", pbx.CauseBusy},
 		{ringing, "CALL_REJECTED", pbx.CauseRejected},
 		{calling, "UNALLOCATED_NUMBER", pbx.CauseUnreachable},
