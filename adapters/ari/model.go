@@ -45,6 +45,9 @@ type channel struct {
 	// released channels leave their owned call without taking the other
 	// party down (transfer, swap, continue).
 	released bool
+	// muted: the adapter muted the channel both ways (the second device
+	// channel of a conference, see conference.go).
+	muted bool
 }
 
 // dialplanPos is a channel's position in the dialplan.
@@ -81,6 +84,7 @@ type call struct {
 	dialing   string // channel being dialled for this call
 	swapIn    string // the auto-answer channel that replaces the ringing one (AnswerCall)
 	destroyed bool
+	conf      *conference // set while the call shares its bridge with another (ConferenceCall)
 }
 
 func (c *call) others(id string) []string {

@@ -357,7 +357,7 @@ func (a *Adapter) spawnDestroy(c *call) {
 	}
 	c.destroyed = true
 	delete(a.calls, c.id)
-	if c.bridge == "" {
+	if c.bridge == "" || a.leaveConference(c) {
 		return
 	}
 	a.spawn("delete bridge", func(ctx context.Context) error { a.destroyBridge(ctx, c); return nil })

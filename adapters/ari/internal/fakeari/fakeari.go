@@ -60,6 +60,7 @@ type Channel struct {
 	Bridge          string
 	Vars            map[string]string
 	MOH             bool
+	Muted           string // direction muted over ARI (dialplan.go): "", in, out or both
 	created         time.Time
 	dialedBy        string // channel id given as caller to /dial, or "originate"
 	stasisOnAnswer  []string
@@ -232,6 +233,7 @@ func (s *Server) Channel(id string) *Channel {
 	defer s.mu.Unlock()
 	if c := s.channels[id]; c != nil {
 		cp := *c
+		cp.Vars = maps.Clone(c.Vars) // the fake writes the original under s.mu
 		return &cp
 	}
 	return nil
@@ -243,7 +245,9 @@ func (s *Server) Channels() []Channel {
 	defer s.mu.Unlock()
 	var out []Channel
 	for _, c := range s.channels {
-		out = append(out, *c)
+		cp := *c
+		cp.Vars = maps.Clone(c.Vars)
+		out = append(out, cp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -882,6 +886,8 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		c.Vars[p["variable"]] = p["value"]
 		s.emitIf("ChannelVarset", c, map[string]any{"variable": p["variable"], "value": p["value"]})
 	case "ring POST", "ring DELETE", "hold POST", "hold DELETE", "dtmf POST":
+	case "mute POST", "mute DELETE":
+		s.mute(c, method, p["direction"])
 	// Asterisk 22.10.1 answers 204 to both whatever the music does: starting
 	// the class that already plays changes nothing, stopping music that
 	// does not play is a no-op. The music keeps playing when the channel
