@@ -101,7 +101,11 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 	}
 	// Point the leg at the new channel before the ringing one goes: its
 	// ChannelDestroyed can arrive before the hang-up request returns, and
-	// must not be taken for the end of the connection.
+	// must not be taken for the end of the connection. The ringing channel
+	// leaves the call now, not when Asterisk reports its end: Asterisk
+	// answers the hang-up before the channel is gone, and its
+	// ChannelDestroyed may come after Answer has returned and the next
+	// command (HoldCall) looks for the call's one far party.
 	if l.ch == old {
 		delete(a.swaps, newID)
 		nch := a.chans[newID]
@@ -111,6 +115,10 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		}
 		nch.leg = l
 		l.ch = nch
+		if a.callOf[old.id] == cl {
+			delete(cl.members, old.id)
+			delete(a.callOf, old.id)
+		}
 	}
 	a.mu.Unlock()
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().Hangup(chanKey(old.id), "answered_elsewhere") }); err != nil && httpStatus(err) != 404 {

@@ -97,16 +97,25 @@ func (a *Adapter) claimLeg(op string, c pbx.CallRef, states ...pbx.State) (*leg,
 	return ls[0], release, nil
 }
 
-// farOf is the other member of an owned leg's call. Called with a.mu held.
+// farOf is the other member of an owned leg's call. A member the adapter
+// let go of (a channel replaced by AnswerCall's swap, a far party continued
+// by a transfer) is no party to the call any more, even while Asterisk has
+// not yet reported it gone. Called with a.mu held.
 func (a *Adapter) farOf(l *leg) (string, bool) {
 	if l.call == nil {
 		return "", false
 	}
-	others := l.call.others(l.ch.id)
-	if len(others) != 1 {
-		return "", false
+	far := ""
+	for _, o := range l.call.others(l.ch.id) {
+		if och := a.chans[o]; och != nil && och.released {
+			continue
+		}
+		if far != "" {
+			return "", false
+		}
+		far = o
 	}
-	return others[0], true
+	return far, far != ""
 }
 
 // What every command does after its requests to Asterisk: the call may have

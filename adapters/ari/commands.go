@@ -296,6 +296,16 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 	a.calls[cl.id] = cl
 	a.callOf[devID] = cl
 	a.makeCalls[devID] = req
+	// The connection is the adapter's from the moment it asks for the
+	// channel: Asterisk may answer the originate before any event about
+	// the channel, and a ClearConnection sent as soon as MakeCall returns
+	// must find it. Its events then update this channel.
+	dev := &channel{id: devID, endpoint: endpointKey(ext.Endpoint), state: "Down"}
+	dev.leg = &leg{ch: dev, ref: c, dir: pbx.Outgoing, cstaID: req.CSTAID, remote: pbx.Party{Number: number}, call: cl}
+	if a.chans[devID] == nil {
+		a.chans[devID] = dev
+		a.legs[c] = dev.leg
+	}
 	a.mu.Unlock()
 
 	vars := map[string]string{}
@@ -328,6 +338,9 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 		delete(a.makeCalls, devID)
 		if l := a.legs[c]; l != nil && l.ch.id == devID {
 			delete(a.legs, c)
+		}
+		if ch := a.chans[devID]; ch == dev {
+			delete(a.chans, devID)
 		}
 		a.mu.Unlock()
 		return originateErr(op, c, err)

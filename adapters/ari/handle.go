@@ -1,7 +1,9 @@
 package ari
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -23,10 +25,17 @@ func (a *Adapter) handleFrame(data []byte, fatal chan<- error) {
 			a.log.Error("ARI event handler failed; event skipped", "type", ev.Type, "panic", fmt.Sprint(r))
 		}
 	}()
-	a.log.Debug("ARI event", "type", ev.Type)
+	debug := debugOn(a.log)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var before *channel
+	if debug {
+		before = a.chans[eventChannelID(ev)]
+	}
 	a.handleEvent(ev, fatal)
+	if debug {
+		a.logEvent(ev, before)
+	}
 }
 
 func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
@@ -156,7 +165,9 @@ func (a *Adapter) handleEvent(ev *wireEvent, fatal chan<- error) {
 		// Known and not needed.
 	default:
 		a.unknownEvents.Add(1)
-		a.log.Debug("ignoring ARI event", "type", ev.Type)
+		if debugOn(a.log) {
+			a.log.LogAttrs(context.Background(), slog.LevelDebug, "ignoring ARI event", slog.String("type", ev.Type))
+		}
 	}
 }
 

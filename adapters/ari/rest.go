@@ -36,14 +36,14 @@ func newNativeClient(o *Options) (ari.Client, error) {
 	})
 	hc := &http.Client{
 		Timeout: o.RequestTimeout,
-		Transport: &http.Transport{
+		Transport: &logTransport{log: o.Logger.With("pbx", "ari"), next: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: o.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   o.RequestTimeout,
 			ResponseHeaderTimeout: o.RequestTimeout,
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,
-		},
+		}},
 	}
 	f := reflect.ValueOf(c).Elem().FieldByName("httpClient")
 	if !f.IsValid() || f.Type() != reflect.TypeOf(http.Client{}) {

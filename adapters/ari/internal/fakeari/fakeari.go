@@ -4,7 +4,7 @@
 // captured from Asterisk 22 (shared/traces/asterisk), records every REST
 // request, and can misbehave on demand: fail requests with a status, answer
 // slowly, drop the websocket, restart with new ids, send unknown events or
-// garbage frames.
+// garbage frames, answer a request before the events it causes (late.go).
 package fakeari
 
 import (
