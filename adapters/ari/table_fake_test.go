@@ -79,8 +79,11 @@ func (r *fakeAsteriskRig) SetIgnoreAutoAnswer(x pbxtest.Role, ignore bool) {
 // Lacks: the fake runs no dialplan, so a Local channel the adapter
 // originates to an extension never reaches the bridge's route.
 func (r *fakeAsteriskRig) Lacks(n pbxtest.Need) string {
-	if n == pbxtest.NeedDialplan {
+	switch n {
+	case pbxtest.NeedDialplan:
 		return "the fake Asterisk runs no dialplan: Local channels to an extension do not reach the route"
+	case pbxtest.NeedRestartTakeover:
+		return ariRestartGap
 	}
 	return ""
 }

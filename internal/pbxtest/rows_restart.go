@@ -17,6 +17,7 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 	for _, d := range delays {
 		rows = append(rows, Scenario{
 			Name:   fmt.Sprintf("restart %s after connect: the call is taken over silently", d),
+			Needs:  []Need{NeedRestartTakeover},
 			Repeat: 2,
 			Steps: []Step{
 				Dial(B, A),
@@ -40,7 +41,8 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 	}
 	return append(rows,
 		Scenario{
-			Name: "restart while a call rings: answered afterwards, reported once",
+			Name:  "restart while a call rings: answered afterwards, reported once",
+			Needs: []Need{NeedRestartTakeover},
 			Steps: []Step{
 				Dial(B, A),
 				URLs(A, "incoming:a1"),
@@ -56,7 +58,8 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 			},
 		},
 		Scenario{
-			Name: "answered while the bridge was away: connected reported once, with the old ids",
+			Name:  "answered while the bridge was away: connected reported once, with the old ids",
+			Needs: []Need{NeedRestartTakeover},
 			Steps: []Step{
 				Dial(B, A),
 				URLs(A, "incoming:a1"),
@@ -75,7 +78,8 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 			},
 		},
 		Scenario{
-			Name: "restart during a hold: the call stays held and is retrieved with its id",
+			Name:  "restart during a hold: the call stays held and is retrieved with its id",
+			Needs: []Need{NeedRestartTakeover},
 			Steps: []Step{
 				Dial(B, A),
 				URLs(A, "incoming:a1"),
@@ -95,7 +99,8 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 			},
 		},
 		Scenario{
-			Name: "a call that started while the bridge was away is reported once, as new",
+			Name:  "a call that started while the bridge was away is reported once, as new",
+			Needs: []Need{NeedRestartTakeover},
 			Steps: []Step{
 				BridgeStops(),
 				Dial(B, A),

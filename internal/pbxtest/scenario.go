@@ -80,6 +80,9 @@ const (
 	// NeedDialplan: a number the bridge dials (MakeCall, a transfer's
 	// target) reaches the extension's phone through the PBX's dialplan.
 	NeedDialplan Need = "numbers dialled by the bridge reach the phones through the dialplan"
+	// NeedRestartTakeover: a restarted bridge finds the live calls with
+	// their csta_ids and takes them over (issue 19).
+	NeedRestartTakeover Need = "a restarted bridge takes live calls over with their csta_ids"
 )
 
 // Kinds of dialplan applications rows dial (Rig.Application).
