@@ -43,7 +43,15 @@ func TestTableRealFreeSWITCH(t *testing.T) {
 	// uuid_hold: the table plays once with each as A.
 	t.Run("A answers on talk events", func(t *testing.T) {
 		rig := freeSWITCHRig(b, cli, env, env.exts, phones)
-		rig.Lacking = map[pbxtest.Need]string{pbxtest.NeedIgnoreAutoAnswer: "A answers on the talk event, whatever its auto-answer policy"}
+		rig.Lacking = map[pbxtest.Need]string{
+			pbxtest.NeedIgnoreAutoAnswer: "A answers on the talk event, whatever its auto-answer policy",
+			// Answered in place, the phone gets the loopback channel's own
+			// offer, which on this FreeSWITCH is L16 only (checked in its
+			// SDP; loopback_initial_codec and absolute_codec_string did not
+			// change it): the test phone, like a Snom, has no L16. The swap
+			// path (second subtest) transcodes and plays the row.
+			pbxtest.NeedOutsideCaller: "a loopback caller answered in place offers only L16, which the test phones lack",
+		}
 		pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 	})
 	t.Run("A answers by auto-answer swap", func(t *testing.T) {
