@@ -121,6 +121,7 @@ func New(opts Options) (*App, error) {
 	a.svc = newServices(a.sb, a.currentPBX)
 	a.phones = &phoneHTTP{log: a.log.With("component", "http"), table: a.table.Load,
 		auth: httpauth.New("csta-bridge", nil), svc: a.svc, m: a.m, recent: a.cstaLog}
+	a.phones.faults = newFaultLog(a.phones.log, a.m)
 	a.phones.web = a.webCompat
 	p, err := opts.NewPBX(cfg, a.log.With("component", "pbx"))
 	if err != nil {
@@ -429,6 +430,7 @@ func (a *App) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	a.phones.faults.close()
 	if err := a.saveLeftCalls(ctx); err != nil {
 		errs = append(errs, err)
 	}

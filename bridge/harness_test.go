@@ -128,6 +128,12 @@ var actionEvents = map[string]string{
 // under each listed extension's YAML.
 func start(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
+	return startLogged(t, extra, nil)
+}
+
+// startLogged is start with the bridge logging to log (nil: the default).
+func startLogged(t *testing.T, extra map[string]string, log *slog.Logger) *harness {
+	t.Helper()
 	h := &harness{t: t, pbx: newFakePBX(), sink: newActionSink(t), dir: t.TempDir()}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx: {type: sim}\nhttp: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\n")
@@ -149,9 +155,11 @@ func start(t *testing.T, extra map[string]string) *harness {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
 	app, err := New(Options{ConfigPath: path, Logger: log, NewPBX: func(*config.Config, *slog.Logger) (pbx.PBX, error) {
 		return h.pbx, nil

@@ -63,6 +63,8 @@ type phoneHTTP struct {
 	m     *metrics
 	// recent feeds the status page.
 	recent *ring[cstaRecord]
+	// faults keeps one source's repeated refusals from flooding the log.
+	faults *faultLog
 	// web serves the phone web compatibility paths (/command.htm, …); nil until wired.
 	web func(w http.ResponseWriter, r *http.Request, e *extEntry, path, prefix string)
 }
@@ -184,7 +186,9 @@ func (h *phoneHTTP) csta(w http.ResponseWriter, r *http.Request, e *extEntry) {
 		if !ok {
 			cerr = &csta.Error{Code: csta.Generic, Message: derr.Error()}
 		}
-		h.log.Info("CSTA request refused", "ext", e.cfg.Name, "code", cerr.Code, "reason", cerr.Message)
+		if h.faults.allow(r.RemoteAddr, e.cfg.Name, string(cerr.Code)) {
+			h.log.Info("CSTA request refused", "ext", e.cfg.Name, "source", r.RemoteAddr, "code", cerr.Code, "reason", cerr.Message)
+		}
 		h.m.csta("invalid", string(cerr.Code), time.Since(start))
 		h.recent.add(cstaRecord{At: start, Ext: e.cfg.Name, Service: string(req.Service), Result: string(cerr.Code) + ": " + cerr.Message})
 		// Decode reports whether the body was a SOAP envelope even when it
@@ -196,8 +200,10 @@ func (h *phoneHTTP) csta(w http.ResponseWriter, r *http.Request, e *extEntry) {
 	// does): the PBX command must still run to completion.
 	res, cerr := h.svc.serve(context.WithoutCancel(r.Context()), e.cfg.Name, req)
 	if cerr != nil {
-		h.log.Info("CSTA request failed", "ext", e.cfg.Name, "service", req.Service,
-			"csta_id", req.Conn.CallID, "code", cerr.Code, "reason", cerr.Message)
+		if h.faults.allow(r.RemoteAddr, e.cfg.Name, string(cerr.Code)) {
+			h.log.Info("CSTA request failed", "ext", e.cfg.Name, "source", r.RemoteAddr, "service", req.Service,
+				"csta_id", req.Conn.CallID, "code", cerr.Code, "reason", cerr.Message)
+		}
 		h.m.csta(string(req.Service), string(cerr.Code), time.Since(start))
 		h.recent.add(cstaRecord{At: start, Ext: e.cfg.Name, Service: string(req.Service), CallID: req.Conn.CallID,
 			Result: string(cerr.Code) + ": " + cerr.Message, Took: time.Since(start)})

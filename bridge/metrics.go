@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"errors"
 	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const namespace = "csta_bridge"
@@ -25,6 +27,7 @@ type metrics struct {
 	reloadTime     prometheus.Gauge
 	reloadFailures prometheus.Counter
 	httpRejected   *prometheus.CounterVec
+	faultsUnlogged prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +36,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "requests_total", Help: "CSTA requests by service and result (ok or the CSTA error code)."},
 			[]string{"service", "result"}),
 		cstaDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "csta",
-			Name: "request_duration_seconds", Help: "Time from a CSTA request to its response.",
+			Name: "request_duration_seconds", Help: "Time from a CSTA request to its response, by service and result.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
-			[]string{"service"}),
+			[]string{"service", "result"}),
 		actionRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "action_url",
 			Name: "requests_total", Help: "Action URL deliveries by setting and result."},
 			[]string{"event", "result"}),
@@ -62,13 +65,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		httpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "http",
 			Name: "rejected_requests_total", Help: "Requests refused before reaching a service, by HTTP status."},
 			[]string{"code"}),
+		faultsUnlogged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "csta",
+			Name: "refusals_unlogged_total", Help: "Refused CSTA requests (decode errors and faults) not logged one by one: their source was over its allowance of log lines (a summary line is logged per source and minute)."}),
 	}
 	for st := pbx.StateInitiated; st <= pbx.StateHeld; st++ {
 		m.calls.WithLabelValues(st.String()).Set(0) // present before the first call
 	}
+	registerRuntime(reg)
 	reg.MustRegister(m.cstaRequests, m.cstaDuration, m.actionRequests, m.actionDuration, m.actionDrops,
 		m.pbxConnected, m.pbxReconnects, m.calls, m.transitions, m.reloadOK, m.reloadTime, m.reloadFailures,
-		m.httpRejected)
+		m.httpRejected, m.faultsUnlogged)
 	return m
 }
 
@@ -77,7 +83,21 @@ func (m *metrics) csta(service, result string, d time.Duration) {
 		return
 	}
 	m.cstaRequests.WithLabelValues(service, result).Inc()
-	m.cstaDuration.WithLabelValues(service).Observe(d.Seconds())
+	m.cstaDuration.WithLabelValues(service, result).Observe(d.Seconds())
+}
+
+// registerRuntime adds what every Go service exports (go_goroutines,
+// go_memstats_*, process_open_fds, process_resident_memory_bytes, …). A
+// registry an embedder passes in may carry them already: that is fine.
+func registerRuntime(reg prometheus.Registerer) {
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
+				panic(err)
+			}
+		}
+	}
 }
 
 func (m *metrics) actionOK(event string, d time.Duration) {
@@ -159,4 +179,11 @@ func (m *metrics) rejected(code string) {
 		return
 	}
 	m.httpRejected.WithLabelValues(code).Inc()
+}
+
+func (m *metrics) faultUnlogged() {
+	if m == nil {
+		return
+	}
+	m.faultsUnlogged.Inc()
 }
