@@ -300,7 +300,8 @@ func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	switch {
 	case c.answered:
 		s.actions.fire(p, c, "action_disconnected_url", reason)
-	case c.dir == pbx.Incoming && cause != pbx.CauseRejected && cause != pbx.CauseTransferred && cause != pbx.CauseDeflected:
+	case c.dir == pbx.Incoming && cause != pbx.CauseRejected && cause != pbx.CauseTransferred && cause != pbx.CauseDeflected &&
+		cause != pbx.CauseAnsweredElsewhere:
 		s.actions.fire(p, c, "action_missed_url", reason)
 	}
 	c.state = pbx.StateNull

@@ -192,10 +192,14 @@ const (
 	CauseTransferred              // the call was transferred away
 	CauseVanished                 // the call was not in the PBX's list after a reconnect
 	CauseDeflected                // the ringing call was sent elsewhere (DeflectCall): not missed
+	// CauseAnsweredElsewhere: another phone of a ring-all (queue, ring
+	// group) took the ringing call. A Snom lists a call "completed
+	// elsewhere" nowhere and fires no URL for it: not missed.
+	CauseAnsweredElsewhere
 )
 
 var causeNames = [...]string{"normal", "cancelled", "no-answer", "busy", "rejected", "unreachable",
-	"transferred", "vanished", "deflected"}
+	"transferred", "vanished", "deflected", "answered-elsewhere"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {
