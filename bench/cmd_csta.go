@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -21,11 +24,12 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	dur := fs.Duration("duration", 10*time.Second, "length of each phase")
 	rounds := fs.Int("rounds", 3, "rounds of bare/bridge phases; throughput ratios are per round, latencies pooled")
 	nExt := fs.Int("exts", 200, "extensions under load (each runs its own call scenarios)")
-	mixName := fs.String("mix", "calls", "calls: all nine CSTA services on live simulator calls; snom87: the Snom 8.7 services (snapshots, consultation, reconnect, conference, deflect, digits); status: RequestSystemStatus only")
+	mixName := fs.String("mix", "calls", "calls: all nine CSTA services on live simulator calls; snom87: the Snom 8.7 services (snapshots, consultation, reconnect, conference, deflect, digits); status: RequestSystemStatus only; faults: requests the bridge refuses (bad XML, unknown service, unknown calls), compared with the status mix's good path, with the bridge logging at Info")
 	noActions := fs.Bool("no-action-urls", false, "configure no action URLs (by default every call event is reported to a loopback sink)")
 	only := fs.String("only", "", "run only the bridge (or only the bare) phases, e.g. to profile one side: bridge or bare")
 	maxP99 := fs.Duration("goal-p99", time.Millisecond, "goal: bridge p99 at -rate")
 	minRatio := fs.Float64("goal-ratio", 0.5, "goal: bridge throughput / bare throughput")
+	minFaultRatio := fs.Float64("goal-fault-ratio", 0.8, "goal with -mix faults: fault path throughput / good path (status mix) throughput")
 	if err := parse(args); err != nil {
 		return 2, err
 	}
@@ -53,6 +57,21 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	}
 	defer sk.close()
 	o := envOptions{Dir: dir, Exts: extNames(1000, *nExt), Logger: c.log}
+	var logLines func() (int, error)
+	if *mixName == "faults" && c.log.Handler() == slog.DiscardHandler {
+		// Logging is what the fault path is about: the bridge logs at Info
+		// as it would to journald, to a file counted at the end.
+		f, err := os.Create(filepath.Join(dir, "bridge.log"))
+		if err != nil {
+			return 1, err
+		}
+		defer f.Close()
+		o.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		logLines = func() (int, error) {
+			b, err := os.ReadFile(f.Name())
+			return bytes.Count(b, []byte("\n")), err
+		}
+	}
 	if !*noActions {
 		o.SinkURL = sk.url
 	}
@@ -70,6 +89,10 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	sim := &simCtl{h: e.pbx.Handler()}
 	bridgeSessions := newSessions(o.Exts, mix, sim)
 	bareSessions := newSessions(o.Exts, mix, nil)
+	var goodSessions []*session // -mix faults: the good path to compare with
+	if *mixName == "faults" {
+		goodSessions = newSessions(o.Exts, statusOnly, sim)
+	}
 	c.printf("bridge: %d extensions, mix %q, action URLs %v; bare: net/http, reads the body, fixed %s response\n",
 		*nExt, *mixName, !*noActions, "AnswerCallResponse")
 
@@ -77,11 +100,14 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	for _, w := range []struct {
 		base string
 		s    []*session
-	}{{bare.url, bareSessions}, {e.base, bridgeSessions}} {
+	}{{bare.url, bareSessions}, {e.base, bridgeSessions}, {e.base, goodSessions}} {
+		if len(w.s) == 0 {
+			continue
+		}
 		runLoad(ctx, loadSpec{Name: "warm-up", Base: w.base, Conns: *conns, Duration: 2 * time.Second}, w.s)
 	}
 
-	var ratios, exchRatios []float64
+	var ratios, exchRatios, faultRatios []float64
 	var bareLat, bridgeLat, bareSvc, bridgeSvc latencies
 	bridgeBySvc := map[string]latencies{}
 	var bridgeErrs int
@@ -116,6 +142,17 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 			exchRatios = append(exchRatios, exch/bm.Throughput())
 			c.printf("  action URL GETs during bridge max: %.0f (%.2f per /csta request); HTTP exchanges %.0f/s, %.3f× the bare server's\n",
 				gets, perReq, exch, exch/bm.Throughput())
+		}
+		if goodSessions != nil && !skip(*only, "bridge") {
+			good := closed("bridge good path max", e.base, goodSessions)
+			if good.Throughput() > 0 {
+				faultRatios = append(faultRatios, gm.Throughput()/good.Throughput())
+				c.printf("  fault path / good path (status mix) throughput: %.3f\n", gm.Throughput()/good.Throughput())
+			}
+			if good.Errors > 0 {
+				bridgeErrs += good.Errors
+				firstErrs = append(firstErrs, good.FirstErrs...)
+			}
 		}
 		br := open("bare at rate", bare.url, bareSessions)
 		gr := open("bridge at rate", e.base, bridgeSessions)
@@ -157,6 +194,18 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 		c.printf("-only %s: no comparison, no goals\n", *only)
 		return 0, nil
 	}
+	if len(faultRatios) > 0 {
+		fr := median(faultRatios)
+		c.goal(fmt.Sprintf("fault path throughput ≥ %.2f× the good path (median of rounds)", *minFaultRatio), fr >= *minFaultRatio,
+			fmt.Sprintf("ratio %.3f (rounds %s)", fr, floats(faultRatios)))
+	}
+	if logLines != nil {
+		n, err := logLines()
+		if err != nil {
+			return 1, err
+		}
+		c.printf("bridge log at Info: %d lines in the whole run (every bad request would be one)\n", n)
+	}
 	c.goal(fmt.Sprintf("1 throughput ≥ %.2f× bare (median of rounds)", *minRatio), ratio >= *minRatio,
 		fmt.Sprintf("ratio %.3f (rounds %s)", ratio, floats(ratios)))
 	if len(exchRatios) > 0 {
@@ -170,7 +219,11 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 		c.printf("bridge errors: %d, first: %v\n", bridgeErrs, firstErrs)
 		return 1, fmt.Errorf("%d /csta requests failed or were not sent", bridgeErrs)
 	}
-	c.printf("correctness: every bridge response was the expected positive CSTA response\n")
+	if *mixName == "faults" {
+		c.printf("correctness: every bridge response was the expected CSTA fault (or, on the good path, the positive response)\n")
+	} else {
+		c.printf("correctness: every bridge response was the expected positive CSTA response\n")
+	}
 	return 0, nil
 }
 
@@ -187,8 +240,10 @@ func mixByName(name string) ([]scenario, error) {
 		return statusOnly, nil
 	case "snom87":
 		return snom87, nil
+	case "faults":
+		return faults, nil
 	}
-	return nil, fmt.Errorf("-mix %q: want calls, snom87 or status", name)
+	return nil, fmt.Errorf("-mix %q: want calls, snom87, status or faults", name)
 }
 
 func floats(v []float64) string {

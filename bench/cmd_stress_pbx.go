@@ -269,9 +269,21 @@ func (f *eslStress) api(ctx context.Context, cmd string) (string, error) {
 	return body, nil
 }
 
+// Originate has the PBX call ext from a loopback channel playing a tone.
+// A loopback pair started by the event socket has no originating session
+// to take a codec from and runs L16, and FreeSWITCH offers the phone only
+// the caller's codec: an INVITE with L16 alone, which a Snom, like the test
+// phone (PCMU/PCMA), cannot answer (the answer in place of a phone taking
+// talk events then ends INCOMPATIBLE_DESTINATION; an answer swap hid it, as
+// the swap's own INVITE offers the profile's codecs). absolute_codec_string
+// exported to the phone's channel makes the offer PCMU, transcoded from the
+// loopback's L16: what a Snom needs as well. The tone is played by
+// endless_playback: originate's &app(...) ends its argument at the first
+// ')', so "playback(tone_stream://%(...);loops=-1)" lost its loops and the
+// caller hung up after two seconds, in the middle of a slow cycle.
 func (f *eslStress) Originate(ctx context.Context, ext string) error {
-	reply, err := f.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456}loopback/"+ext+"/"+f.context+
-		" &playback(tone_stream://%(1000,0,440);loops=-1)")
+	reply, err := f.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456,absolute_codec_string=PCMU,export_vars=absolute_codec_string}loopback/"+ext+"/"+f.context+
+		" &endless_playback(tone_stream://%(1000,0,440))")
 	if err == nil && !strings.HasPrefix(reply, "+OK") {
 		err = fmt.Errorf("originate loopback/%s: %s", ext, strings.TrimSpace(reply))
 	}

@@ -33,6 +33,9 @@ func connID(elem string, id int) string {
 type request struct {
 	service string
 	body    []byte
+	// fault: the bridge must refuse it with a CSTA fault (HTTP 500) whose
+	// <operation> is this code.
+	fault string
 }
 
 // step builds a request from the session's state; after (optional) reads
@@ -53,20 +56,20 @@ type scenario struct {
 
 func answerStep() step {
 	return step{build: func(s *session) request {
-		return request{"AnswerCall", soapReq("AnswerCall", connID("callToBeAnswered", s.inID))}
+		return request{service: "AnswerCall", body: soapReq("AnswerCall", connID("callToBeAnswered", s.inID))}
 	}}
 }
 
 func holdStep() step {
 	return step{build: func(s *session) request {
-		return request{"HoldCall", soapReq("HoldCall", connID("callToBeHeld", s.inID))}
+		return request{service: "HoldCall", body: soapReq("HoldCall", connID("callToBeHeld", s.inID))}
 	}}
 }
 
 func makeCallStep() step {
 	return step{
 		build: func(s *session) request {
-			return request{"MakeCall", soapReq("MakeCall", "<csta:callingDevice>"+s.ext+
+			return request{service: "MakeCall", body: soapReq("MakeCall", "<csta:callingDevice>"+s.ext+
 				"</csta:callingDevice><csta:calledDirectoryNumber>+49305550"+s.ext+"</csta:calledDirectoryNumber>")}
 		},
 		after: func(s *session, resp []byte) error {
@@ -96,34 +99,34 @@ var callIDRE = regexp.MustCompile(`callID>(-?\d+)<`)
 var scenarios = []scenario{
 	{name: "answer-hold-retrieve-hangup", offer: true, steps: []step{answerStep(), holdStep(),
 		{build: func(s *session) request {
-			return request{"RetrieveCall", soapReq("RetrieveCall", connID("callToBeRetrieved", s.inID))}
+			return request{service: "RetrieveCall", body: soapReq("RetrieveCall", connID("callToBeRetrieved", s.inID))}
 		}},
 		{build: func(s *session) request {
-			return request{"ClearConnection", soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
+			return request{service: "ClearConnection", body: soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
 		}},
 	}},
 	{name: "consultation-transfer", offer: true, hangup: true, steps: []step{answerStep(), holdStep(), makeCallStep(),
 		{build: func(s *session) request {
-			return request{"TransferCall", soapReq("TransferCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
+			return request{service: "TransferCall", body: soapReq("TransferCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
 		}},
 	}},
 	{name: "blind-transfer", offer: true, hangup: true, steps: []step{answerStep(),
 		{build: func(s *session) request {
-			return request{"SingleStepTransferCall", soapReq("SingleStepTransferCall", connID("activeCall", s.inID)+
+			return request{service: "SingleStepTransferCall", body: soapReq("SingleStepTransferCall", connID("activeCall", s.inID)+
 				"<csta:transferredTo>sip:+49307770"+s.ext+"@bench.test</csta:transferredTo>")}
 		}},
 	}},
 	{name: "make-call-clear-call", steps: []step{makeCallStep(),
 		{build: func(s *session) request {
-			return request{"ClearCall", soapReq("ClearCall", connID("callToBeCleared", s.mcID))}
+			return request{service: "ClearCall", body: soapReq("ClearCall", connID("callToBeCleared", s.mcID))}
 		}},
 	}},
 	{name: "status-reject", offer: true, steps: []step{
 		{build: func(s *session) request {
-			return request{"RequestSystemStatus", soapReq("RequestSystemStatus", "")}
+			return request{service: "RequestSystemStatus", body: soapReq("RequestSystemStatus", "")}
 		}},
 		{build: func(s *session) request {
-			return request{"ClearConnection", soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
+			return request{service: "ClearConnection", body: soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
 		}},
 	}},
 }
@@ -133,38 +136,38 @@ var scenarios = []scenario{
 var snom87 = []scenario{
 	{name: "snapshot-consult-reconnect-digits", offer: true, steps: []step{answerStep(),
 		{build: func(s *session) request {
-			return request{"SnapshotDevice", soapReq("SnapshotDevice", "<csta:snapshotObject>"+s.ext+"</csta:snapshotObject>")}
+			return request{service: "SnapshotDevice", body: soapReq("SnapshotDevice", "<csta:snapshotObject>"+s.ext+"</csta:snapshotObject>")}
 		}},
 		consultStep(),
 		{build: func(s *session) request {
-			return request{"ReconnectCall", soapReq("ReconnectCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
+			return request{service: "ReconnectCall", body: soapReq("ReconnectCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
 		}},
 		{build: func(s *session) request {
-			return request{"SnapshotCall", soapReq("SnapshotCall", connID("snapshotObject", s.inID))}
+			return request{service: "SnapshotCall", body: soapReq("SnapshotCall", connID("snapshotObject", s.inID))}
 		}},
 		{build: func(s *session) request {
-			return request{"GenerateDigits", soapReq("GenerateDigits", connID("connectionToSendDigits", s.inID)+
+			return request{service: "GenerateDigits", body: soapReq("GenerateDigits", connID("connectionToSendDigits", s.inID)+
 				"<csta:charactersToSend>12#</csta:charactersToSend>")}
 		}},
 		{build: func(s *session) request {
-			return request{"ClearConnection", soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
+			return request{service: "ClearConnection", body: soapReq("ClearConnection", connID("connectionToBeCleared", s.inID))}
 		}},
 	}},
 	{name: "conference-leave", offer: true, hangup: true, steps: []step{answerStep(), consultStep(),
 		{build: func(s *session) request {
-			return request{"ConferenceCall", soapReq("ConferenceCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
+			return request{service: "ConferenceCall", body: soapReq("ConferenceCall", connID("heldCall", s.inID)+connID("activeCall", s.mcID))}
 		}},
 		{build: func(s *session) request {
-			return request{"ClearConnection", soapReq("ClearConnection", fmt.Sprintf(
+			return request{service: "ClearConnection", body: soapReq("ClearConnection", fmt.Sprintf(
 				"<csta:connectionToBeCleared>%d|%d</csta:connectionToBeCleared>", s.inID, s.mcID))}
 		}},
 	}},
 	{name: "deflect", offer: true, hangup: true, steps: []step{
 		{build: func(s *session) request {
-			return request{"GetSwitchingFunctionDevices", soapReq("GetSwitchingFunctionDevices", "")}
+			return request{service: "GetSwitchingFunctionDevices", body: soapReq("GetSwitchingFunctionDevices", "")}
 		}},
 		{build: func(s *session) request {
-			return request{"DeflectCall", soapReq("DeflectCall", connID("callToBeDiverted", s.inID)+
+			return request{service: "DeflectCall", body: soapReq("DeflectCall", connID("callToBeDiverted", s.inID)+
 				"<csta:newDestination>+49306660"+s.ext+"</csta:newDestination>")}
 		}},
 	}},
@@ -176,7 +179,7 @@ func consultStep() step {
 	mc := makeCallStep()
 	return step{
 		build: func(s *session) request {
-			return request{"ConsultationCall", soapReq("ConsultationCall", connID("existingCall", s.inID)+
+			return request{service: "ConsultationCall", body: soapReq("ConsultationCall", connID("existingCall", s.inID)+
 				"<csta:consultedDevice>+49305550"+s.ext+"</csta:consultedDevice>")}
 		},
 		after: mc.after,
@@ -186,8 +189,34 @@ func consultStep() step {
 // statusOnly is the "status" mix: RequestSystemStatus, which never reaches
 // the call state machine; it measures HTTP, decode and encode alone.
 var statusOnly = []scenario{{name: "status", steps: []step{{build: func(s *session) request {
-	return request{"RequestSystemStatus", soapReq("RequestSystemStatus", "")}
+	return request{service: "RequestSystemStatus", body: soapReq("RequestSystemStatus", "")}
 }}}}}
+
+// faults is the "faults" mix: a client hammering /csta with requests the
+// bridge refuses, both in the decoder (not XML, an unknown service, a
+// request without its ConnectionID) and in the services (no such call, a
+// MakeCall to nowhere). Every one must come back as the expected CSTA
+// fault; none reaches the PBX.
+var faults = []scenario{{name: "faults", steps: []step{
+	{build: func(s *session) request {
+		return request{service: "garbage", body: []byte("<csta:AnswerCall><callToBeAnswered>"), fault: "generic"}
+	}},
+	{build: func(s *session) request {
+		return request{service: "AnswerCall", body: soapReq("AnswerCall", connID("callToBeAnswered", -999999)),
+			fault: "invalidConnectionID"}
+	}},
+	{build: func(s *session) request {
+		return request{service: "UnknownService", body: soapReq("MakeCoffee", "<csta:strength>9</csta:strength>"),
+			fault: "serviceNotSupported"}
+	}},
+	{build: func(s *session) request {
+		return request{service: "HoldCall", body: soapReq("HoldCall", ""), fault: "invalidConnectionID"}
+	}},
+	{build: func(s *session) request {
+		return request{service: "ClearConnection", body: soapReq("ClearConnection", connID("connectionToBeCleared", 424242)),
+			fault: "invalidConnectionID"}
+	}},
+}}}
 
 // session is one extension's CTI client state. Only its worker touches it.
 type session struct {
@@ -240,6 +269,10 @@ func (s *session) done(ctx context.Context, req request, status int, body []byte
 	switch {
 	case s.dry && status != http.StatusOK:
 		err = fmt.Errorf("%s: HTTP %d", req.service, status)
+	case !s.dry && req.fault != "":
+		if status != http.StatusInternalServerError || !bytes.Contains(body, []byte(">"+req.fault+"</")) {
+			err = fmt.Errorf("%s on %s: want fault %s, got HTTP %d: %.300s", req.service, s.ext, req.fault, status, body)
+		}
 	case !s.dry && (status != http.StatusOK || !bytes.Contains(body, []byte(req.service+"Response"))):
 		err = fmt.Errorf("%s on %s: HTTP %d: %.300s", req.service, s.ext, status, body)
 	default:

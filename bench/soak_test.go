@@ -50,7 +50,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-help"}, 0, "commands:"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
 		{[]string{"csta", "-help"}, 0, "-conns"},
-		{[]string{"csta", "-mix", "bogus"}, 2, "want calls, snom87 or status"},
+		{[]string{"csta", "-mix", "bogus"}, 2, "want calls, snom87, status or faults"},
 		{[]string{"soak", "-duration", "0s"}, 2, "must be positive"},
 		{[]string{"scale", "-calls", "20", "-exts", "10"}, 2, "-calls"},
 		{[]string{"actions", "extra"}, 2, "unexpected arguments"},

@@ -1,13 +1,16 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/csta-bridge/csta-bridge/bridge/actionurl"
+	"github.com/csta-bridge/csta-bridge/bridge/config"
 )
 
 // actionSender turns a phone event into the action URL GETs a Snom phone
@@ -19,6 +22,8 @@ type actionSender struct {
 	metrics  *metrics
 	hostIP   func() string // IP of the shared listener, for $phone_ip of phones without their own
 	recent   *ring[actionRecord]
+	// tls: the tls.Config of each action_url.tls setting in force.
+	tls atomic.Pointer[map[config.ActionURLTLS]*tls.Config]
 }
 
 // actionRecord is one action URL as shown on the status page.
@@ -53,7 +58,7 @@ func (a *actionSender) fire(p *phone, c *call, setting, reason string) {
 	}
 	timeout := p.cfg.ActionURL.Timeout
 	job := actionurl.Job{Key: p.cfg.Name, Event: setting, URL: u, Timeout: timeout,
-		Retries: p.cfg.ActionURL.Retries, LocalAddr: p.localIP, CSTAID: id}
+		Retries: p.cfg.ActionURL.Retries, LocalAddr: p.localIP, CSTAID: id, TLS: a.tlsFor(p.cfg.ActionURL.TLS)}
 	a.notifier.Enqueue(job)
 }
 

@@ -129,6 +129,11 @@ func New(opts Options) (*App, error) {
 	}
 	a.cur = p
 	a.simAdmin.Store(&adminHandlerBox{adminExtra(p)})
+	tlsm, err := actionTLS(cfg, a.actions.log)
+	if err != nil {
+		return nil, err
+	}
+	a.actions.tls.Store(&tlsm)
 	a.apply(cfg)
 	return a, nil
 }
@@ -336,6 +341,10 @@ func (a *App) reload() error {
 		// an address change takes a restart.
 		return fmt.Errorf("http or admin listener settings changed: restart csta-bridge to apply them")
 	}
+	tlsm, err := actionTLS(cfg, a.actions.log)
+	if err != nil {
+		return err
+	}
 	var newPBX pbx.PBX
 	if !reflect.DeepEqual(cfg.PBX, old.PBX) {
 		if newPBX, err = a.opts.NewPBX(cfg, a.log.With("component", "pbx")); err != nil {
@@ -384,6 +393,7 @@ func (a *App) reload() error {
 		a.pbxMu.Unlock()
 		a.simAdmin.Store(&adminHandlerBox{adminExtra(newPBX)})
 	}
+	a.actions.tls.Store(&tlsm)
 	a.apply(cfg)
 	_ = a.sb.do(a.ctx, func() {
 		a.sb.configure(cfg.Extensions)

@@ -69,9 +69,7 @@ func clearCause(l *leg, ch *channel, cause int) pbx.Cause {
 		case cause == 0 || cause == causeNoAnswer || cause == causeNoUserResponse:
 			return pbx.CauseNoAnswer
 		case cause == causeAnsweredElse:
-			// Another phone of a ring-all (Queue, Dial of several) took
-			// the call: not missed (issue 13).
-			return pbx.CauseAnsweredElsewhere
+			return pbx.CauseNormal
 		case unreachableCause(cause):
 			return pbx.CauseUnreachable
 		}

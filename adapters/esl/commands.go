@@ -100,7 +100,12 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		return fmt.Errorf("esl: answer %s: not alerting: %w", c, pbx.ErrInvalidState)
 	}
 	if a.usePhoneEvents(ctx, s, l) {
+		bridged := a.state.watch(l.uuid, sigBridged, sigGone)
 		ok, err := a.phoneEvent(ctx, s, l, "talk", sigAnswered)
+		if err == nil && ok {
+			a.awaitBridge(ctx, l.uuid, bridged)
+		}
+		a.state.unwatch(bridged)
 		if err != nil {
 			return fmt.Errorf("esl: answer %s: %w", c, err)
 		}
@@ -112,6 +117,24 @@ func (a *Adapter) Answer(ctx context.Context, c pbx.CallRef) error {
 		return fmt.Errorf("esl: answer %s: %w", c, err)
 	}
 	return nil
+}
+
+// awaitBridge waits, after a phone answered in place, until FreeSWITCH
+// has bridged its channel to the caller (CHANNEL_BRIDGE follows
+// CHANNEL_ANSWER by some 20-70 ms). Until then the call has no partner to
+// hold, and a phone's hold re-INVITE that FreeSWITCH 1.10 handles while
+// the bridge starts transcoding can deadlock the two channels for good
+// (mod_sofia's session mutex against the codec write lock: the sofia
+// thread activating the re-INVITE's media waits for the codec, the
+// bridge's first transcoded frame holds the codec and waits for the
+// session to take TRANSCODING_NECESSARY). AnswerCall therefore returns
+// once the call is connected end to end; where no bridge follows (the
+// caller is parked or runs an application) the wait ends after
+// ConfirmTimeout and the answer stands.
+func (a *Adapter) awaitBridge(ctx context.Context, uuid string, w *waiter) {
+	if sig, err := wait(ctx, w, a.opts.ConfirmTimeout); err == nil && sig == 0 {
+		a.log.Debug("no bridge event after the phone answered", "uuid", uuid)
+	}
 }
 
 // answerBySwap calls the device again with auto-answer headers, bridges the

@@ -2,6 +2,7 @@ package actionurl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func (n *Notifier) deliver(j Job) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	client, err := n.client(j.LocalAddr)
+	client, err := n.client(j.LocalAddr, j.TLS)
 	if err != nil {
 		n.failed(j, 0, 1, time.Since(start), err)
 		return
@@ -178,16 +179,26 @@ func (n *Notifier) wait(d time.Duration) bool {
 	}
 }
 
-// client returns the HTTP client for a source address. Each source address gets its own transport so its
-// kept-alive connections stay bound to that address.
-func (n *Notifier) client(localAddr string) (*http.Client, error) {
+// clientKey: a source address (normalised) and the TLS settings of a job.
+type clientKey struct {
+	addr string
+	tls  *tls.Config
+}
+
+// client returns the HTTP client for a source address and TLS settings. Each source address gets its own
+// transport so its kept-alive connections stay bound to that address; each TLS setting its own, so a
+// connection checked against one extension's CA is never reused for another's.
+func (n *Notifier) client(localAddr string, tlsConfig *tls.Config) (*http.Client, error) {
 	ip, err := parseLocalAddr(localAddr)
 	if err != nil {
 		return nil, err
 	}
-	key := ""
+	key := clientKey{tls: tlsConfig}
 	if ip.IsValid() {
-		key = ip.String()
+		key.addr = ip.String()
+	}
+	if tlsConfig == nil {
+		tlsConfig = n.tlsConfig
 	}
 	n.clientsMu.Lock()
 	defer n.clientsMu.Unlock()
@@ -203,7 +214,7 @@ func (n *Notifier) client(localAddr string) (*http.Client, error) {
 		// phone's would.
 		Proxy:               nil,
 		DialContext:         d.DialContext,
-		TLSClientConfig:     n.tlsConfig.Clone(),
+		TLSClientConfig:     tlsConfig.Clone(),
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: n.maxInFlight,
 		IdleConnTimeout:     90 * time.Second,

@@ -36,6 +36,10 @@ type Job struct {
 	Retries   int           // extra attempts on network error or 5xx (not on 4xx)
 	LocalAddr string        // source IP for the GET ("" = any); the extension's own listen IP
 	CSTAID    int           // for logs, 0 if none
+	// TLS for an https URL: the extension's trust and client certificate;
+	// nil = Options.TLSConfig. Jobs should share one *tls.Config per
+	// setting: each distinct one gets its own connections.
+	TLS *tls.Config
 }
 
 // Observer is the metrics hook; it must be cheap and non-blocking. Every job handed to Enqueue produces
@@ -97,7 +101,7 @@ type Notifier struct {
 	isDrain bool
 
 	clientsMu sync.Mutex
-	clients   map[string]*http.Client // by normalised LocalAddr
+	clients   map[clientKey]*http.Client
 
 	downMu sync.Mutex
 	down   map[string]time.Time // sinks that refused connections, until when they are not dialled
@@ -129,7 +133,7 @@ func New(opts Options) *Notifier {
 		tlsConfig:    opts.TLSConfig,
 		keys:         make(map[string]*keyQueue),
 		drained:      make(chan struct{}),
-		clients:      make(map[string]*http.Client),
+		clients:      make(map[clientKey]*http.Client),
 		down:         make(map[string]time.Time),
 		maxQueued:    opts.MaxQueued,
 	}

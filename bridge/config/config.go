@@ -133,6 +133,7 @@ type Extension struct {
 type ActionURL struct {
 	Timeout time.Duration // per request, in (0, MaxActionURLTimeout]
 	Retries int           // 0..MaxActionURLRetries
+	TLS     ActionURLTLS  // for https action URLs
 }
 
 // DefaultAutoAnswerHeaders returns the auto-answer headers used when neither

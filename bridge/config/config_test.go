@@ -23,7 +23,7 @@ testdata/invalid-action-url.yaml:3: defaults.action_url.timeout: must be more th
 testdata/invalid-action-url.yaml:3: defaults.action_url.retries: must be from 0 to 5 (got 6)
 testdata/invalid-action-url.yaml:7: extensions.1001.action_url.timeout: must be more than 0s and at most 60s (got "61s")
 testdata/invalid-action-url.yaml:8: extensions.1001.action_url.retries: must be a whole number (got "two")
-testdata/invalid-action-url.yaml:10: extensions.1002.action_url.retry: unknown key (expected timeout, retries)
+testdata/invalid-action-url.yaml:10: extensions.1002.action_url.retry: unknown key (expected timeout, retries, tls)
 testdata/invalid-action-url.yaml:10: extensions.1002.action_url.timeout: must be a duration such as 2s or 500ms (got "2")`,
 	"invalid-aliases.yaml": `
 testdata/invalid-aliases.yaml:4: defaults."<<": merge keys nested too deeply (or an anchor merges itself)`,

@@ -15,7 +15,7 @@ var (
 		"http_scheme", "allow", "action_url", "auto_answer_headers", "settings"}
 	defaultsKeys = []string{"domain", "action_url", "auto_answer_headers", "http_scheme", "http_pass",
 		"allow", "settings"}
-	actionURLKeys = []string{"timeout", "retries"}
+	actionURLKeys = []string{"timeout", "retries", "tls"}
 	// perExtension are extension keys that make no sense as a default.
 	perExtension = []string{"endpoint", "display_name", "listen", "http_user"}
 )
@@ -28,6 +28,7 @@ type extRaw struct {
 	allow                                 opt[[]netip.Prefix]
 	timeout                               opt[time.Duration]
 	retries                               opt[int]
+	tls                                   tlsRaw
 	headers                               opt[[]string]
 	settings                              map[string]string
 }
@@ -91,7 +92,7 @@ func (d *decoder) extFields(e entry, path string, known []string) extRaw {
 		r.allow = d.allow(ae, p("allow"))
 	}
 	if ae, ok := f["action_url"]; ok {
-		r.timeout, r.retries = d.actionURL(ae, p("action_url"))
+		r.timeout, r.retries, r.tls = d.actionURL(ae, p("action_url"))
 	}
 	if he, ok := f["auto_answer_headers"]; ok {
 		r.headers = d.headers(he, p("auto_answer_headers"))
@@ -127,10 +128,14 @@ func (d *decoder) allow(e entry, path string) opt[[]netip.Prefix] {
 	return opt[[]netip.Prefix]{v: out, set: true, line: e.line}
 }
 
-func (d *decoder) actionURL(e entry, path string) (opt[time.Duration], opt[int]) {
+func (d *decoder) actionURL(e entry, path string) (opt[time.Duration], opt[int], tlsRaw) {
 	var t opt[time.Duration]
 	var r opt[int]
+	var tr tlsRaw
 	f := d.fields(e.val, path, e.line, actionURLKeys)
+	if te, ok := f["tls"]; ok {
+		tr = d.actionURLTLS(te, path+".tls")
+	}
 	if te, ok := f["timeout"]; ok {
 		if v, text, ok := d.duration(te, path+".timeout"); ok {
 			if v <= 0 || v > MaxActionURLTimeout {
@@ -150,7 +155,7 @@ func (d *decoder) actionURL(e entry, path string) (opt[time.Duration], opt[int])
 			}
 		}
 	}
-	return t, r
+	return t, r, tr
 }
 
 func (d *decoder) headers(e entry, path string) opt[[]string] {
@@ -228,6 +233,7 @@ func mergeDefaults(ext, def extRaw) extRaw {
 	if !ext.headers.set {
 		ext.headers = def.headers
 	}
+	ext.tls = mergeTLS(ext.tls, def.tls)
 	merged := maps.Clone(def.settings)
 	if merged == nil {
 		merged = make(map[string]string)
@@ -273,6 +279,7 @@ func (d *decoder) extensions(e entry, pbxType string, def extRaw, ls []namedList
 			x.AutoAnswerHeaders = r.headers.v
 		}
 
+		x.ActionURL.TLS = d.checkTLS(r.tls, path, xe.line)
 		d.checkEndpoint(&x, r.endpoint, pbxType, path)
 		d.checkAuth(&x, r, path)
 

@@ -27,6 +27,9 @@ type decoder struct {
 	dir        string // directory of the file; anchors relative paths
 	derefs     int
 	overBudget bool
+	// keyPairs: action URL client certificates already loaded (cert, key) →
+	// problem or "", so 10,000 extensions sharing one load it once.
+	keyPairs map[[2]string]string
 }
 
 func newDecoder(path string) *decoder {

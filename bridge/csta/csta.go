@@ -50,6 +50,21 @@ const (
 	ConferenceCall              Service = "ConferenceCall"
 	DeflectCall                 Service = "DeflectCall"
 	GenerateDigits              Service = "GenerateDigits"
+
+	// The phone's own features, Snom firmware 8.7.4+: do-not-disturb and
+	// call forwarding (ECMA-269 §22.2.7/§22.2.8, §22.1.7/§22.1.8).
+	SetDoNotDisturb Service = "SetDoNotDisturb"
+	GetDoNotDisturb Service = "GetDoNotDisturb"
+	SetForwarding   Service = "SetForwarding"
+	GetForwarding   Service = "GetForwarding"
+)
+
+// The ECMA-269 forwarding types a phone keeps (ForwardingType); the
+// standard's others (forwardDND, forwardBusyInt, …) have no Snom setting.
+const (
+	ForwardImmediate = "forwardImmediate"
+	ForwardBusy      = "forwardBusy"
+	ForwardNoAns     = "forwardNoAns"
 )
 
 // ConnectionID is a CSTA connection as the client sent it. CallID is the
@@ -86,9 +101,19 @@ type Request struct {
 	// AlternateCall, ReconnectCall and ConferenceCall.
 	Held, Active ConnectionID
 
-	// Device is SnapshotDevice's snapshotObject and
-	// GetSwitchingFunctionDevices' optional requestedDeviceID.
+	// Device is SnapshotDevice's snapshotObject,
+	// GetSwitchingFunctionDevices' optional requestedDeviceID and the
+	// device of the four feature services.
 	Device string
+
+	// DoNotDisturbOn is SetDoNotDisturb's doNotDisturbOn: "true" or "false".
+	DoNotDisturbOn string
+
+	// ForwardingType, ForwardDN, ActivateForward and RingCount are
+	// SetForwarding's forwardingType, forwardDN (optional: not needed to
+	// switch forwarding off), activateForward ("true"/"false") and
+	// optional ringCount (1..100), as sent.
+	ForwardingType, ForwardDN, ActivateForward, RingCount string
 
 	// Digits is GenerateDigits' charactersToSend.
 	Digits string
@@ -140,6 +165,21 @@ type Result struct {
 	// Devices is GetSwitchingFunctionDevicesResponse's list: the phone's
 	// identities (its SIP URI).
 	Devices []string
+
+	// DoNotDisturbOn is GetDoNotDisturbResponse's doNotDisturbOn.
+	DoNotDisturbOn bool
+
+	// Forwarding is GetForwardingResponse's forwardingList: one
+	// forwardListItem per forwarding type the phone has.
+	Forwarding []ForwardItem
+}
+
+// ForwardItem is one forwardListItem of GetForwardingResponse.
+type ForwardItem struct {
+	Type      string // forwardImmediate, forwardBusy, forwardNoAns
+	On        bool   // forwardStatus
+	DN        string // forwardDN, left out when empty
+	RingCount int    // ringCount, left out when 0 (forwardNoAns only)
 }
 
 // SnapshotEntry is one connection in a snapshot.

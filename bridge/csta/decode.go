@@ -83,6 +83,52 @@ var services = map[string][]field{
 		connField("connectionToSendDigits", conn),
 		{name: "charactersToSend", text: func(r *Request) *string { return &r.Digits }, code: InvalidParameterValue, check: checkDigits},
 	},
+
+	// The feature services of Snom firmware 8.7.4+ (ECMA-323 ed5 names).
+	string(SetDoNotDisturb): {
+		{name: "device", text: device, code: InvalidDeviceID},
+		{name: "doNotDisturbOn", text: func(r *Request) *string { return &r.DoNotDisturbOn }, code: InvalidDoNotDisturb, check: checkBool("doNotDisturbOn")},
+	},
+	string(GetDoNotDisturb): {{name: "device", text: device, code: InvalidDeviceID}},
+	string(SetForwarding): {
+		{name: "device", text: device, code: InvalidDeviceID},
+		{name: "forwardingType", text: func(r *Request) *string { return &r.ForwardingType }, code: InvalidForwardingType, check: checkForwardingType},
+		{name: "forwardDN", text: func(r *Request) *string { return &r.ForwardDN }, code: InvalidForwardingDestination, optional: true},
+		{name: "activateForward", text: func(r *Request) *string { return &r.ActivateForward }, code: InvalidForwardingFlag, check: checkBool("activateForward")},
+		{name: "ringCount", text: func(r *Request) *string { return &r.RingCount }, code: InvalidRingCount, optional: true, check: checkRingCount},
+	},
+	string(GetForwarding): {{name: "device", text: device, code: InvalidDeviceID}},
+}
+
+// checkBool accepts the two XML Schema boolean spellings of each value.
+func checkBool(name string) func(string) string {
+	return func(v string) string {
+		switch v {
+		case "true", "false", "1", "0":
+			return ""
+		}
+		return name + " must be true or false, not " + strconv.Quote(clip(v, 64))
+	}
+}
+
+// checkForwardingType accepts the types a phone keeps.
+func checkForwardingType(v string) string {
+	switch v {
+	case ForwardImmediate, ForwardBusy, ForwardNoAns:
+		return ""
+	}
+	return "forwardingType must be forwardImmediate, forwardBusy or forwardNoAns, not " + strconv.Quote(clip(v, 64))
+}
+
+// MaxRingCount bounds SetForwarding's ringCount (ECMA-323: 1..100).
+const MaxRingCount = 100
+
+func checkRingCount(v string) string {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxRingCount {
+		return "ringCount must be a whole number from 1 to " + strconv.Itoa(MaxRingCount) + ", not " + strconv.Quote(clip(v, 64))
+	}
+	return ""
 }
 
 // maxDigits bounds GenerateDigits' charactersToSend. ECMA-269 sets no

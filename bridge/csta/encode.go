@@ -1,6 +1,9 @@
 package csta
 
-import "unicode/utf8"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 const (
 	nsSOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -75,6 +78,10 @@ func EncodeResponse(req *Request, res Result) []byte {
 			content = appendSnapshotCall(content, prefix, res.Connections)
 		case GetSwitchingFunctionDevices:
 			content = appendDevices(content, prefix, res.Devices)
+		case GetDoNotDisturb:
+			content = appendElem(content, prefix, "doNotDisturbOn", strconv.FormatBool(res.DoNotDisturbOn))
+		case GetForwarding:
+			content = appendForwarding(content, prefix, res.Forwarding)
 		}
 	}
 
@@ -279,6 +286,26 @@ func appendDevices(b []byte, prefix string, devices []string) []byte {
 		b = appendClose(b, prefix, "device")
 	}
 	return appendClose(b, prefix, "deviceList")
+}
+
+// appendForwarding writes GetForwardingResponse's forwardingList
+// (ECMA-323 ed5: forwardListItem = forwardingType, forwardStatus,
+// forwardDN?, ringCount?).
+func appendForwarding(b []byte, prefix string, items []ForwardItem) []byte {
+	b = appendOpen(b, prefix, "forwardingList")
+	for _, it := range items {
+		b = appendOpen(b, prefix, "forwardListItem")
+		b = appendElem(b, prefix, "forwardingType", it.Type)
+		b = appendElem(b, prefix, "forwardStatus", strconv.FormatBool(it.On))
+		if it.DN != "" {
+			b = appendElem(b, prefix, "forwardDN", it.DN)
+		}
+		if it.RingCount > 0 {
+			b = appendElem(b, prefix, "ringCount", strconv.Itoa(it.RingCount))
+		}
+		b = appendClose(b, prefix, "forwardListItem")
+	}
+	return appendClose(b, prefix, "forwardingList")
 }
 
 // appendText writes s as XML character data. Bytes that are not UTF-8 and

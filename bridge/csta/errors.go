@@ -27,6 +27,11 @@ const (
 	ServiceNotSupported           ErrorCode = "serviceNotSupported"
 	ParameterNotSupported         ErrorCode = "parameterNotSupported"
 	ValueOutOfRange               ErrorCode = "valueOutOfRange"
+	InvalidDoNotDisturb           ErrorCode = "invalidDoNotDisturb"
+	InvalidForwardingDestination  ErrorCode = "invalidForwardingDestination"
+	InvalidForwardingFlag         ErrorCode = "invalidForwardingFlag"
+	InvalidForwardingType         ErrorCode = "invalidForwardingType"
+	InvalidRingCount              ErrorCode = "invalidRingCount"
 )
 
 // State incompatibility errors.

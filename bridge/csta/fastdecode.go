@@ -74,7 +74,7 @@ type fastParser struct {
 	selfClosed bool
 	found      bool
 	fields     []field
-	seen       [3]bool
+	seen       [5]bool
 }
 
 func (p *fastParser) next() token {

@@ -50,6 +50,7 @@ func TestFastPathTaken(t *testing.T) {
 		"fault-snapshotdevice-missing-object":         true,
 		"fault-bare-consultationcall-empty-consulted": true,
 		"fault-bare-generatedigits-not-dtmf":          true,
+		"fault-bare-setforwarding-bad-type":           true,
 		"fault-alternatecall-missing-held":            true,
 	}
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*.req.xml"))

@@ -95,6 +95,12 @@ var goldenCases = []goldenCase{
 	{name: "envelope-clearconnection-conference", want: &Request{Service: ClearConnection, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "-3|4"}}},
 	{name: "envelope-deflectcall", want: &Request{Service: DeflectCall, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "-18"}, Called: "sip:1003@pbx.example.com"}},
 	{name: "bare-ed5-deflectcall-children", want: &Request{Service: DeflectCall, Namespace: ed5, Conn: ConnectionID{CallID: "-18", DeviceID: "sip:455455@ser.intern.snom.de"}, Called: "455360"}},
+	{name: "bare-ed5-setdonotdisturb", want: &Request{Service: SetDoNotDisturb, Namespace: ed5, Device: "sip:455455@ser.intern.snom.de", DoNotDisturbOn: "true"}},
+	{name: "bare-ed5-getdonotdisturb", want: &Request{Service: GetDoNotDisturb, Namespace: ed5, Device: "sip:455455@ser.intern.snom.de"}},
+	{name: "bare-ed5-setforwarding", want: &Request{Service: SetForwarding, Namespace: ed5, Device: "sip:455455@ser.intern.snom.de", ForwardingType: "forwardNoAns", ForwardDN: "455360", ActivateForward: "true", RingCount: "4"}},
+	{name: "bare-ed5-getforwarding", want: &Request{Service: GetForwarding, Namespace: ed5, Device: "sip:455455@ser.intern.snom.de"}},
+	{name: "envelope-setforwarding-off", want: &Request{Service: SetForwarding, Envelope: true, Namespace: ed4, Device: "1001", ForwardingType: "forwardImmediate", ActivateForward: "false"}},
+	{name: "envelope-getforwarding", want: &Request{Service: GetForwarding, Envelope: true, Namespace: ed4, Device: "1001"}},
 	{name: "envelope-generatedigits", want: &Request{Service: GenerateDigits, Envelope: true, Namespace: ed4, Conn: ConnectionID{CallID: "4711"}, Digits: "123*#A"}},
 	{name: "bare-ed5-generatedigits-children", want: &Request{Service: GenerateDigits, Namespace: ed5, Conn: ConnectionID{CallID: "2", DeviceID: "sip:455455@ser.intern.snom.de"}, Digits: "0123456789*#ABCD"}},
 
@@ -103,6 +109,7 @@ var goldenCases = []goldenCase{
 	{name: "fault-snapshotdevice-missing-object", wantErr: InvalidDeviceID},
 	{name: "fault-bare-consultationcall-empty-consulted", wantErr: InvalidCalledDeviceID},
 	{name: "fault-bare-generatedigits-not-dtmf", wantErr: InvalidParameterValue},
+	{name: "fault-bare-setforwarding-bad-type", wantErr: InvalidForwardingType},
 	{name: "fault-alternatecall-missing-held", wantErr: InvalidConnectionID},
 	{name: "fault-missing-connection", wantErr: InvalidConnectionID},
 	{name: "fault-truncated", wantErr: Generic},
@@ -140,6 +147,14 @@ func resultFor(req *Request) Result {
 		return Result{TransferredCall: &ConnectionID{CallID: req.Active.CallID}}
 	case RequestSystemStatus:
 		return Result{SystemStatus: "normal"}
+	case GetDoNotDisturb:
+		return Result{DoNotDisturbOn: true}
+	case GetForwarding:
+		return Result{Forwarding: []ForwardItem{
+			{Type: ForwardImmediate, On: false},
+			{Type: ForwardBusy, On: true, DN: "455360"},
+			{Type: ForwardNoAns, On: true, DN: "sip:455361@ser.intern.snom.de;a=b&c", RingCount: 4},
+		}}
 	case ConsultationCall:
 		return Result{InitiatedCall: &ConnectionID{CallID: "3", DeviceID: "sip:1001@pbx.example.com"}}
 	case ConferenceCall:

@@ -89,6 +89,10 @@ type Call struct {
 	changed   chan struct{} // closed and replaced on every state change
 	endReason string
 	status    int // final SIP status of an outgoing call that failed, or of our rejection
+
+	// remoteTail is closed when the last remote-control NOTIFY taken so far
+	// has been carried out (see Phone.notifyMiddleware); guarded by mu.
+	remoteTail chan struct{}
 }
 
 func newCall(p *Phone, dir Direction, initial State) *Call {

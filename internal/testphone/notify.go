@@ -42,17 +42,47 @@ func (p *Phone) notifyMiddleware(next sipgo.RequestHandler) sipgo.RequestHandler
 		if !p.startWork() {
 			return
 		}
+		// A phone acts on remote control in the order it arrives, each
+		// event judged on the state the previous one left: "talk" right
+		// after "hold" resumes the call once the hold's re-INVITE is
+		// through (FreeSWITCH answers it only after starting hold music),
+		// instead of being dropped because the call was still connected.
+		prev, mine := c.queueRemote()
 		// The command waits for the call's goroutine, which may be busy
 		// with this very dialog; never block the SIP server on it.
 		go func() {
 			defer p.wg.Done()
+			defer close(mine)
 			ctx, cancel := context.WithTimeout(p.life, 2*p.opts.RequestTimeout)
 			defer cancel()
+			select {
+			case <-prev:
+			case <-ctx.Done():
+				p.log.Warn("NOTIFY not carried out", "event", kind, "call_id", c.callID, "err", ctx.Err())
+				return
+			}
 			if err := c.remoteControl(ctx, kind); err != nil {
 				p.log.Warn("NOTIFY not carried out", "event", kind, "call_id", c.callID, "err", err)
 			}
 		}()
 	}
+}
+
+// queueRemote takes a place in the call's queue of remote-control events:
+// prev is closed when the one before is done, mine is closed by the caller
+// when this one is.
+func (c *Call) queueRemote() (prev <-chan struct{}, mine chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.remoteTail
+	if p == nil {
+		done := make(chan struct{})
+		close(done)
+		p = done
+	}
+	mine = make(chan struct{})
+	c.remoteTail = mine
+	return p, mine
 }
 
 // remoteControl carries out "talk" (answer a ringing call, resume a held

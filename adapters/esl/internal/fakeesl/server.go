@@ -29,6 +29,12 @@ type Reply struct {
 	// BACKGROUND_JOB event) and the After events, as when FreeSWITCH reports
 	// what a command did a moment after it answered.
 	AfterDelay time.Duration
+	// Then, when set, runs once the reply went out, in place of After and
+	// (for bgapi) the BACKGROUND_JOB: a call model reports what the
+	// command does from there on itself, in order with its other events,
+	// and sends the job's result (JobEvent) when the job is done. jobUUID
+	// is "" for api.
+	Then func(jobUUID string)
 }
 
 // Handler answers api/bgapi commands; cmd is the line without "api "/"bgapi ".
@@ -346,6 +352,10 @@ func (s *Server) serve(c *conn, greeting string) {
 				return
 			}
 			c.write(Frame{Headers: []Header{{"Content-Type", "api/response"}}, Body: []byte(rep.Body)}.Bytes())
+			if rep.Then != nil {
+				rep.Then("")
+				continue
+			}
 			if rep.AfterDelay > 0 {
 				go func() {
 					if s.sleep(rep.AfterDelay) {
@@ -364,6 +374,11 @@ func (s *Server) serve(c *conn, greeting string) {
 			id := uuid()
 			job := s.jobEvent(id, cmd, rep.Body)
 			s.Emit(rep.Before...)
+			if rep.Then != nil {
+				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
+				rep.Then(id)
+				continue
+			}
 			if rep.JobFirst {
 				s.Emit(job)
 				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
@@ -462,6 +477,10 @@ func DefaultReply(cmd string) Reply {
 		return Reply{Body: "+OK\n"}
 	}
 }
+
+// JobEvent is the BACKGROUND_JOB event of job id (the bgapi command cmd,
+// without "bgapi ") with its result body, shaped as FreeSWITCH sends it.
+func (s *Server) JobEvent(id, cmd, body string) Event { return s.jobEvent(id, cmd, body) }
 
 func (s *Server) jobEvent(id, cmd, body string) Event {
 	name, arg, _ := strings.Cut(cmd, " ")
