@@ -69,7 +69,9 @@ func clearCause(l *leg, ch *channel, cause int) pbx.Cause {
 		case cause == 0 || cause == causeNoAnswer || cause == causeNoUserResponse:
 			return pbx.CauseNoAnswer
 		case cause == causeAnsweredElse:
-			return pbx.CauseNormal
+			// Another phone of a ring-all (Queue, Dial of several) took
+			// the call: not missed (issue 13).
+			return pbx.CauseAnsweredElsewhere
 		case unreachableCause(cause):
 			return pbx.CauseUnreachable
 		}

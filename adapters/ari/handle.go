@@ -192,6 +192,9 @@ func (a *Adapter) track(wc *wireChannel) (*channel, string) {
 	}
 	ch.caller = wc.Caller
 	ch.connected = wc.Connected
+	if wc.Dialplan.Context != "" {
+		ch.dialplan = wc.Dialplan
+	}
 	if ch.leg == nil {
 		a.attachLeg(ch)
 	}
@@ -268,6 +271,7 @@ func (a *Adapter) progress(l *leg, ch *channel, old string) {
 		l.remote = remoteOf(ch, l.dir)
 		l.state = pbx.StateAlerting
 		a.emit(a.legEvent(pbx.EventOffered, l))
+		a.noteBypass(l, ch)
 		if ch.state == "Up" && ownerLets(l, ch) {
 			a.connectLeg(l)
 		}
@@ -312,7 +316,7 @@ func (a *Adapter) connectLeg(l *leg) {
 }
 
 func (a *Adapter) legEvent(kind pbx.EventKind, l *leg) pbx.Event {
-	return pbx.Event{Kind: kind, Call: l.ref, Remote: l.remote, SIPCallID: l.ch.protocolID, CSTAID: l.cstaID}
+	return pbx.Event{Kind: kind, Call: l.ref, Remote: l.remote, SIPCallID: l.ch.protocolID, CSTAID: l.cstaID, Headers: l.headers()}
 }
 
 func (a *Adapter) onDial(ev *wireEvent) {

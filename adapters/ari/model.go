@@ -31,7 +31,8 @@ type channel struct {
 	protocolID string
 	caller     wireParty
 	connected  wireParty
-	exten      string // dialplan extension when first seen (the number dialled)
+	exten      string       // dialplan extension when first seen (the number dialled)
+	dialplan   wireDialplan // where the channel last was in the dialplan (bypass.go)
 	inStasis   bool
 	// stasisAt is where in the dialplan the channel last entered the
 	// application; Asterisk keeps it there while the channel is in Stasis.
@@ -84,7 +85,8 @@ type call struct {
 	dialing   string // channel being dialled for this call
 	swapIn    string // the auto-answer channel that replaces the ringing one (AnswerCall)
 	destroyed bool
-	conf      *conference // set while the call shares its bridge with another (ConferenceCall)
+	conf      *conference       // set while the call shares its bridge with another (ConferenceCall)
+	headers   map[string]string // SIP headers the dialplan passed for the device's INVITE (headers.go)
 }
 
 func (c *call) others(id string) []string {

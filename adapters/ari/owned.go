@@ -198,6 +198,9 @@ func (a *Adapter) dialOut(ctx context.Context, c *call, aID, number string, make
 		return fmt.Errorf("wait for %s to enter the application: %w", target, err)
 	}
 	_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(bID), varCall, c.id) })
+	if !makeCall {
+		a.passHeaders(ctx, c, aID, bID)
+	}
 	a.mu.Lock()
 	gone := c.destroyed
 	a.mu.Unlock()
@@ -321,9 +324,14 @@ func (a *Adapter) memberGone(c *call, ch *channel) {
 		}
 		others = append(others, o)
 	}
+	reasons := map[string]string{}
 	for _, o := range others {
+		reasons[o] = reason
 		if och := a.chans[o]; och != nil && och.leg != nil && och.leg.ch == och && och.leg.state == pbx.StateAlerting {
 			cc := pbx.CauseCancelled
+			if lostRace(ch) {
+				cc, reasons[o] = pbx.CauseAnsweredElsewhere, reasonAnsweredElsewhere
+			}
 			och.leg.clearCause = &cc
 		}
 	}
@@ -331,7 +339,7 @@ func (a *Adapter) memberGone(c *call, ch *channel) {
 	a.spawn("hang up the other party", func(ctx context.Context) error {
 		var errs []error
 		for _, o := range others {
-			err := a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Hangup(chanKey(o), reason) })
+			err := a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Hangup(chanKey(o), reasons[o]) })
 			if err != nil && httpStatus(err) != 404 {
 				errs = append(errs, err)
 			}

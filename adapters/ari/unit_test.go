@@ -106,7 +106,7 @@ func TestClearCause(t *testing.T) {
 		{pbx.StateAlerting, pbx.Incoming, "", 19, pbx.CauseNoAnswer},
 		{pbx.StateAlerting, pbx.Incoming, "", 17, pbx.CauseRejected},
 		{pbx.StateAlerting, pbx.Incoming, "", 21, pbx.CauseRejected},
-		{pbx.StateAlerting, pbx.Incoming, "", 26, pbx.CauseNormal},
+		{pbx.StateAlerting, pbx.Incoming, "", 26, pbx.CauseAnsweredElsewhere},
 		{pbx.StateAlerting, pbx.Incoming, "CHANUNAVAIL", 0, pbx.CauseUnreachable},
 		{pbx.StateInitiated, pbx.Outgoing, "BUSY", 16, pbx.CauseBusy},
 		{pbx.StateInitiated, pbx.Outgoing, "", 17, pbx.CauseBusy},

@@ -45,12 +45,6 @@ func TestTableRealFreeSWITCH(t *testing.T) {
 		rig := freeSWITCHRig(b, cli, env, env.exts, phones)
 		rig.Lacking = map[pbxtest.Need]string{
 			pbxtest.NeedIgnoreAutoAnswer: "A answers on the talk event, whatever its auto-answer policy",
-			// Answered in place, the phone gets the loopback channel's own
-			// offer, which on this FreeSWITCH is L16 only (checked in its
-			// SDP; loopback_initial_codec and absolute_codec_string did not
-			// change it): the test phone, like a Snom, has no L16. The swap
-			// path (second subtest) transcodes and plays the row.
-			pbxtest.NeedOutsideCaller: "a loopback caller answered in place offers only L16, which the test phones lack",
 		}
 		pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 	})
@@ -68,12 +62,18 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 		// The vanilla dialplan's Local_Extension sends unanswered calls to voicemail.
 		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
 		// The vanilla dialplan's echo, music on hold and conference room.
-		Apps: map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000"},
+		// 78<ext>: answer, a prompt, transfer to <ext> (README.md, "Test dialplan").
+		Apps: map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
+			pbxtest.AppTransfer: "78"},
 		Outside: func(ctx context.Context, ext string) error {
-			// endless_playback: playback of a looped tone_stream ends after
-			// about 2 s on FreeSWITCH 1.10.12 (with loops=-1 or L=-1 alike),
-			// and the caller then hangs up in the middle of a row.
-			reply, err := cli.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456}loopback/"+ext+"/"+env.context+
+			// endless_playback: originate's &app(...) ends its argument at
+			// the first ')', so a looped tone_stream loses its loops and the
+			// caller hangs up after about 2 s, in the middle of a row.
+			// A loopback pair started by the event socket runs L16 and
+			// FreeSWITCH offers a phone only its caller's codec; exported
+			// to the phone's channel, absolute_codec_string=PCMU makes the
+			// offer one a Snom (and the test phone) can answer in place.
+			reply, err := cli.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456,absolute_codec_string=PCMU,export_vars=absolute_codec_string}loopback/"+ext+"/"+env.context+
 				" &endless_playback(tone_stream://%(1000,0,440))")
 			if err == nil && !strings.HasPrefix(reply, "+OK") {
 				err = fmt.Errorf("originate: %s", reply)

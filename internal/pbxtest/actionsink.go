@@ -22,8 +22,9 @@ type ActionSink struct {
 	got  map[string]chan Hit
 }
 
-// Hit is one action URL: the event (the URL's path) and its $csta_id.
-type Hit struct{ Event, CSTAID string }
+// Hit is one action URL: the event (the URL's path) and its $csta_id, with
+// the $remote and $sip_header(X-Customer) it carried (rows_queues.go).
+type Hit struct{ Event, CSTAID, Remote, Header string }
 
 func (h Hit) String() string { return h.Event + ":" + h.CSTAID }
 
@@ -43,13 +44,18 @@ var transferEvents = map[string]string{
 	"action_attended_transfer": "attended_transfer",
 }
 
+// HeaderName is the SIP header whose $sip_header the sink records: the one
+// the PBXs' test dialplans set (AppHeader).
+const HeaderName = "X-Customer"
+
 // NewActionSink starts a sink on 127.0.0.1; Expect and CollectUntil give
 // up after wait. It stops when the test ends.
 func NewActionSink(t testing.TB, wait time.Duration) *ActionSink {
 	s := &ActionSink{wait: wait, got: map[string]chan Hit{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		s.ch(q.Get("ext")) <- Hit{Event: strings.TrimPrefix(r.URL.Path, "/"), CSTAID: q.Get("csta_id")}
+		s.ch(q.Get("ext")) <- Hit{Event: strings.TrimPrefix(r.URL.Path, "/"), CSTAID: q.Get("csta_id"),
+			Remote: q.Get("remote"), Header: q.Get("hdr")}
 	}))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
@@ -73,7 +79,8 @@ func (s *ActionSink) config(indent string, sets ...map[string]string) string {
 	settings := slices.Sorted(maps.Keys(events))
 	var b strings.Builder
 	for _, setting := range settings {
-		fmt.Fprintf(&b, "%s%s: %s/%s?ext=$active_user&csta_id=$csta_id\n", indent, setting, s.URL, events[setting])
+		fmt.Fprintf(&b, "%s%s: %s/%s?ext=$active_user&csta_id=$csta_id&remote=$remote&hdr=$sip_header(%s)\n",
+			indent, setting, s.URL, events[setting], HeaderName)
 	}
 	return b.String()
 }

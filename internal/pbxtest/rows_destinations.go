@@ -1,8 +1,17 @@
 package pbxtest
 
+import "fmt"
+
+// AppTransfer is a kind of dialplan application (Rig.Application) that
+// answers its caller, plays a prompt and transfers the caller to the
+// extension whose number is dialled after its own: an IVR or a queue
+// handing a caller to an agent. Its number is that prefix.
+const AppTransfer = "application that answers and transfers to the extension dialled after it"
+
 // destinationRows: where the bridge sends calls besides phones — a
-// transfer to a phone that still rings (issue 18) and dialplan
-// applications as MakeCall and transfer destinations (issue 16).
+// transfer to a phone that still rings (issue 18), dialplan applications
+// as MakeCall and transfer destinations, and an application as the
+// caller (issue 16).
 var destinationRows = []Scenario{
 	transferWhileRinging("the far party answers", []Step{
 		PickUp(C),
@@ -23,6 +32,30 @@ var destinationRows = []Scenario{
 		Unless(QuirkVoicemailOnReject, URLs(B, "disconnected:b1", "onhook"), Shows(B, Idle)),
 		If(QuirkVoicemailOnReject, HangUp(B), URLs(B, "disconnected:b1", "onhook")),
 	}),
+	{
+		// The extension sees the call the application hands over as any
+		// other incoming call; the caller's call was connected when the
+		// application answered it and stays one call through the transfer.
+		Name: "an application answers a caller and transfers it to the extension: offered, answered, cleared once",
+		Apps: []string{AppTransfer},
+		Steps: []Step{
+			DialThroughApp(B, AppTransfer, A),
+			URLs(B, "offhook", "outgoing:b1", "connected:b1"),
+			URLs(A, "incoming:a1"),
+			Req(A, "AnswerCall", Conn("callToBeAnswered", "a1")),
+			URLs(A, "offhook", "connected:a1"),
+			Shows(A, Connected),
+			Req(A, "HoldCall", Conn("callToBeHeld", "a1")),
+			URLs(A, "hold:a1"),
+			Req(A, "RetrieveCall", Conn("callToBeRetrieved", "a1")),
+			URLs(A, "unhold:a1"),
+			HangUp(B),
+			URLs(A, "disconnected:a1", "onhook"),
+			URLs(B, "disconnected:b1", "onhook"),
+			Shows(A, Idle),
+			Shows(B, Idle),
+		},
+	},
 	makeCallToApp(AppEcho),
 	makeCallToApp(AppMusic),
 	makeCallToApp(AppConference),
@@ -91,4 +124,16 @@ func makeCallToApp(kind string) Scenario {
 			Shows(A, Idle),
 		},
 	}
+}
+
+// DialThroughApp: the phone of from calls the application of kind, which
+// hands the call to to's extension (its number follows the application's).
+func DialThroughApp(from Role, kind string, to Role) Step {
+	return phoneStep{who: from, what: fmt.Sprintf("dials the %s for %s", kind, to), act: func(p *play, ph Phone) error {
+		n := p.rig.Application(kind)
+		if n == "" {
+			return fmt.Errorf("the rig has no %s", kind)
+		}
+		return ph.Dial(p.ctx, n+p.rig.Ext(to))
+	}}
 }

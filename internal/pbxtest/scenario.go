@@ -165,6 +165,8 @@ type play struct {
 	// checked against every later one.
 	ids  map[string]bound
 	step int
+	// last is the action URL each extension's last URLWith took (Again).
+	last map[Role]Hit
 }
 
 // bound is a label's csta_id and the extension it belongs to: ids are
@@ -210,7 +212,7 @@ func RunTable(t *testing.T, rig Rig, rows []Scenario) {
 }
 
 func playRow(t *testing.T, ctx context.Context, rig Rig, steps []Step) {
-	p := &play{t: t, ctx: ctx, rig: rig, ids: map[string]bound{}}
+	p := &play{t: t, ctx: ctx, rig: rig, ids: map[string]bound{}, last: map[Role]Hit{}}
 	defer settle(t, rig)
 	p.steps(steps)
 }

@@ -125,3 +125,14 @@ func (s SIPPhone) HangupAll(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+var _ HeaderPhone = SIPPhone{}
+
+// RingingHeader is a header of the ringing call's INVITE.
+func (s SIPPhone) RingingHeader(ctx context.Context, name string) (string, error) {
+	c, err := s.call(ctx, testphone.StateRinging)
+	if err != nil {
+		return "", err
+	}
+	return c.Header(name), nil
+}

@@ -110,6 +110,8 @@ type Server struct {
 	changed     chan struct{}
 	filterTypes map[string]bool
 
+	rings map[string]*ringAll // queue.go: by each of its channels' ids
+
 	lateStasis, lateHangup bool         // late.go
 	capture                *lateCapture // the current request's late events
 	late                   []string     // frames waiting for FlushLate
@@ -655,6 +657,7 @@ func (s *Server) destroy(c *Channel, cause int) {
 	}
 	delete(s.channels, c.ID)
 	s.emitIf("ChannelDestroyed", c, map[string]any{"cause": cause, "cause_txt": causeText[cause]})
+	s.ringAllGone(c)
 }
 
 func remove(list []string, id string) []string {
@@ -901,6 +904,7 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 			c.State = "Up"
 			s.emitIf("ChannelStateChange", c, nil)
 		}
+		s.ringAllAnswered(c)
 	case "continue POST":
 		if b := s.bridges[c.Bridge]; b != nil {
 			b.Channels = remove(b.Channels, c.ID)
