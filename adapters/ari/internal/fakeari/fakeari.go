@@ -527,6 +527,9 @@ func (s *Server) PlainDial(from, to string) (string, string) {
 	s.emitIf("ChannelCreated", a, nil)
 	b := s.newChannel("", to, "Down")
 	b.ConnName, b.ConnNum = a.CallerName, a.CallerNum
+	// Dial() gives the dialled channel the caller's context and extension
+	// (trace f: ChannelDialplan phones,1001 AppDial).
+	b.Context, b.Exten = a.Context, a.Exten
 	b.AppName, b.AppData = "AppDial", "(Outgoing Line)"
 	b.dialedBy = a.ID
 	s.emitIf("ChannelCreated", b, nil)
