@@ -36,6 +36,8 @@ func (a *App) adminHandler() http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+	mux.HandleFunc("GET /stored", a.storedHandler)
+	mux.HandleFunc("DELETE /stored/{ext}", a.storedHandler)
 	mux.HandleFunc("GET /{$}", a.statusPage)
 	return mux
 }
@@ -50,6 +52,7 @@ type statusView struct {
 	Phones     []phoneView
 	CSTA       []cstaRecord
 	Actions    []actionRecord
+	Diverted   []divertRecord
 	Pending    int
 	Generated  time.Time
 	ConfigPath string
@@ -58,6 +61,7 @@ type statusView struct {
 type phoneView struct {
 	Name, Display, Local string
 	Calls                []callView
+	Features             featureView
 	domain               string // Local is built from it off the switchboard
 }
 
@@ -88,6 +92,7 @@ func (a *App) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v.CSTA = reversed(a.cstaLog.list())
 	v.Actions = reversed(a.actions.recent.list())
+	v.Diverted = a.divertList()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = statusTmpl.Execute(w, v)
 }
@@ -99,7 +104,8 @@ func (a *App) statusSnapshot() []phoneView {
 	now := time.Now()
 	out := make([]phoneView, 0, len(a.sb.phones))
 	for name, p := range a.sb.phones {
-		pv := phoneView{Name: name, Display: p.cfg.DisplayName, domain: p.cfg.Domain}
+		pv := phoneView{Name: name, Display: p.cfg.DisplayName, domain: p.cfg.Domain,
+			Features: viewFeatures(p, a.storedFor(name))}
 		for _, c := range p.calls {
 			if c.pending {
 				continue
@@ -134,6 +140,16 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:90%}th{
 {{range .Phones}}{{$p := .}}{{if .Calls}}{{range .Calls}}<tr class="call"><td>{{$p.Name}}</td><td>{{$p.Display}}</td><td>{{$p.Local}}</td><td>{{.ID}}</td><td>{{.State}}</td><td>{{.Dir}}</td><td>{{.Remote}}</td><td>{{.Duration}}</td></tr>
 {{end}}{{else}}<tr><td>{{.Name}}</td><td>{{.Display}}</td><td>{{.Local}}</td><td colspan="5">idle</td></tr>
 {{end}}{{end}}</table>
+<h2>Features and stored settings</h2>
+<p>Stored settings (state file: /dummy.htm … store_settings=save, CSTA, the keypad) override the YAML; <code>curl -X DELETE http://ADMIN/stored/EXT</code> drops an extension's.</p>
+<table><tr><th>Extension</th><th>DND</th><th>Forwarding</th><th>Setting</th><th>Stored value</th><th>YAML value</th></tr>
+{{range .Phones}}{{$p := .}}{{if .Features.Overrides}}{{range .Features.Overrides}}<tr class="stored"><td>{{$p.Name}}</td><td>{{if $p.Features.DND}}on{{else}}off{{end}}</td><td>{{$p.Features.Forward}}</td><td>{{.Name}}</td><td>{{.Stored}}</td><td>{{if .InYAML}}{{.YAML}}{{else}}(not set){{end}}</td></tr>
+{{end}}{{else}}<tr><td>{{.Name}}</td><td>{{if .Features.DND}}on{{else}}off{{end}}</td><td>{{.Features.Forward}}</td><td colspan="3">YAML only</td></tr>
+{{end}}{{end}}</table>
+<h2>Calls refused or forwarded</h2>
+<table><tr><th>Time</th><th>Extension</th><th>Caller</th><th>Why</th><th>Forwarded to</th><th>Result</th></tr>
+{{range .Diverted}}<tr class="diverted"><td>{{clock .At}}</td><td>{{.Ext}}</td><td>{{.Remote}}</td><td>{{.Reason}}</td><td>{{.Target}}</td><td>{{.Result}}</td></tr>
+{{end}}</table>
 <h2>Last CSTA requests</h2>
 <table><tr><th>Time</th><th>Extension</th><th>Service</th><th>Connection</th><th>Result</th><th>Took</th></tr>
 {{range .CSTA}}<tr><td>{{clock .At}}</td><td>{{.Ext}}</td><td>{{.Service}}</td><td>{{.CallID}}</td><td>{{.Result}}</td><td>{{.Took}}</td></tr>

@@ -119,6 +119,7 @@ func New(opts Options) (*App, error) {
 	a.sb.linkUp = a.onLink
 	a.sb.tagger = a.tag
 	a.svc = newServices(a.sb, a.currentPBX)
+	a.svc.store = a.storeFeatures
 	a.phones = &phoneHTTP{log: a.log.With("component", "http"), table: a.table.Load,
 		auth: httpauth.New("csta-bridge", nil), svc: a.svc, m: a.m, recent: a.cstaLog}
 	a.phones.faults = newFaultLog(a.phones.log, a.m)
@@ -145,6 +146,7 @@ func (a *App) restoreSettings() {
 		if p.runtime == nil {
 			p.runtime = a.storedFor(name)
 		}
+		a.m.features.set(name, p.features())
 	}
 }
 
@@ -401,6 +403,7 @@ func (a *App) reload() error {
 		a.sb.reported = reportedStates(a.left)
 		a.sb.setup()
 	})
+	a.logOverrides(cfg)
 	if newPBX != nil {
 		a.linkUp.Store(false)
 		a.startPBX(newPBX)

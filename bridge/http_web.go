@@ -136,7 +136,15 @@ func (a *App) webSettings(w http.ResponseWriter, r *http.Request, ext string) {
 			if !settingWritable(name) || len(vals) == 0 {
 				continue // unknown settings: accepted and ignored, as on a phone
 			}
-			changed[name] = vals[len(vals)-1]
+			v := vals[len(vals)-1]
+			if featureSettingNames[name] {
+				v = strings.TrimSpace(v)
+				if msg := checkFeatureSetting(name, v); msg != "" {
+					a.log.Warn("setting ignored: "+msg, "ext", ext, "setting", name)
+					continue
+				}
+			}
+			changed[name] = v
 		}
 		persist := q.Get("store_settings") == "save"
 		if err := a.setRuntimeSettings(ext, changed, persist); err != nil {
@@ -157,9 +165,10 @@ func settingNames(m map[string]string) string {
 	return strings.Join(names, ",")
 }
 
-// settingWritable: the action URL settings a CTI client may install.
+// settingWritable: the action URL and feature (DND, forwarding) settings
+// a CTI client may install.
 func settingWritable(name string) bool {
-	return knownActionSettings[name]
+	return knownActionSettings[name] || featureSettingNames[name]
 }
 
 var knownActionSettings = map[string]bool{

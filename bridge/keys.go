@@ -50,6 +50,10 @@ func (p *phone) keyRequest(key string) *csta.Request {
 	held := p.oldest(pbx.StateHeld)
 	dialing := p.oldest(pbx.StateInitiated)
 	switch key {
+	case "DND":
+		// Toggles do-not-disturb, as the key does on a Snom.
+		return &csta.Request{Service: csta.SetDoNotDisturb, Device: p.cfg.Name,
+			DoNotDisturbOn: strconv.FormatBool(!p.features().DND)}
 	case "ENTER", "OFFHOOK", "SPEAKER", "HEADSET":
 		if p.keys.transferring != 0 && p.keys.digits != "" {
 			id, digits := p.keys.transferring, p.keys.digits

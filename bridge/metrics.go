@@ -28,6 +28,7 @@ type metrics struct {
 	reloadFailures prometheus.Counter
 	httpRejected   *prometheus.CounterVec
 	faultsUnlogged prometheus.Counter
+	features       *featureMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,6 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for st := pbx.StateInitiated; st <= pbx.StateHeld; st++ {
 		m.calls.WithLabelValues(st.String()).Set(0) // present before the first call
 	}
+	m.features = newFeatureMetrics(reg)
 	registerRuntime(reg)
 	reg.MustRegister(m.cstaRequests, m.cstaDuration, m.actionRequests, m.actionDuration, m.actionDrops,
 		m.pbxConnected, m.pbxReconnects, m.calls, m.transitions, m.reloadOK, m.reloadTime, m.reloadFailures,

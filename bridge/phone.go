@@ -182,4 +182,5 @@ type call struct {
 	transferred bool  // action_transfer has fired
 	conf        *call // the other call of a three-party conference this one is in
 	created     time.Time
+	noAnswer    *time.Timer // forward on no answer (divert.go)
 }

@@ -29,12 +29,17 @@ type services struct {
 	pbx     func() pbx.PBX
 	timeout time.Duration
 	boot    string // distinguishes MakeCall refs across bridge restarts
+	// store changes and persists feature settings (App.storeFeatures);
+	// nil changes them at run time only.
+	store func(ext string, changed map[string]string) error
 }
 
 func newServices(sb *switchboard, current func() pbx.PBX) *services {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	return &services{sb: sb, pbx: current, timeout: commandTimeout, boot: hex.EncodeToString(b[:])}
+	s := &services{sb: sb, pbx: current, timeout: commandTimeout, boot: hex.EncodeToString(b[:])}
+	sb.divertPBX = s.divert
+	return s
 }
 
 // target is a resolved connection, copied out of the switchboard.
@@ -80,6 +85,14 @@ func (s *services) serve(ctx context.Context, ext string, req *csta.Request) (cs
 		return s.deflectCall(ctx, ext, req)
 	case csta.GenerateDigits:
 		return s.generateDigits(ctx, ext, req)
+	case csta.SetDoNotDisturb:
+		return s.setDoNotDisturb(ctx, ext, req)
+	case csta.GetDoNotDisturb:
+		return s.getDoNotDisturb(ctx, ext, req)
+	case csta.SetForwarding:
+		return s.setForwarding(ctx, ext, req)
+	case csta.GetForwarding:
+		return s.getForwarding(ctx, ext, req)
 	}
 	return csta.Result{}, &csta.Error{Code: csta.ServiceNotSupported, Message: "service " + string(req.Service) + " is not supported"}
 }

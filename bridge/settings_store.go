@@ -27,6 +27,11 @@ type stateFile struct {
 // loadStoredSettings reads the state file at start-up. A missing file is
 // normal; a broken one is logged and ignored, so it cannot keep the bridge down.
 func (a *App) loadStoredSettings() {
+	a.loadStored()
+	a.logOverrides(a.cfg.Load())
+}
+
+func (a *App) loadStored() {
 	path := a.cfg.Load().StateFile
 	a.stateMu.Lock()
 	defer a.stateMu.Unlock()
@@ -67,7 +72,7 @@ func (a *App) storedFor(ext string) map[string]string {
 // setRuntimeSettings changes settings of ext now, and persists them when asked.
 func (a *App) setRuntimeSettings(ext string, changed map[string]string, persist bool) error {
 	for name, v := range changed {
-		if !validActionURL(v) {
+		if knownActionSettings[name] && !validActionURL(v) {
 			a.log.Warn("setting is not an http(s) URL; it will fail when it fires", "ext", ext, "setting", name)
 		}
 	}
@@ -76,16 +81,13 @@ func (a *App) setRuntimeSettings(ext string, changed map[string]string, persist 
 			return err
 		}
 	}
-	return a.sb.do(context.Background(), func() {
-		p := a.sb.phones[ext]
-		if p == nil {
-			return
-		}
-		if p.runtime == nil {
-			p.runtime = map[string]string{}
-		}
-		maps.Copy(p.runtime, changed)
-	})
+	return a.sb.do(context.Background(), func() { a.sb.setSettings(ext, changed) })
+}
+
+// storeFeatures changes feature settings as the phone's user does (CSTA,
+// the DND key): at once, and kept in the state file when there is one.
+func (a *App) storeFeatures(ext string, changed map[string]string) error {
+	return a.setRuntimeSettings(ext, changed, a.cfg.Load().StateFile != "")
 }
 
 func (a *App) persistSettings(ext string, changed map[string]string) error {
@@ -103,14 +105,22 @@ func (a *App) persistSettings(ext string, changed map[string]string) error {
 		next[ext] = map[string]string{}
 	}
 	maps.Copy(next[ext], changed)
-	b, err := json.MarshalIndent(stateFile{Version: 1, Extensions: next}, "", "  ")
+	if err := a.writeStored(path, next); err != nil {
+		return err
+	}
+	a.stored = next
+	return nil
+}
+
+// writeStored writes the stored settings; the caller holds stateMu.
+func (a *App) writeStored(path string, stored map[string]map[string]string) error {
+	b, err := json.MarshalIndent(stateFile{Version: 1, Extensions: stored}, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("state file %s: %w", path, err)
 	}
-	a.stored = next
 	return nil
 }
 

@@ -30,24 +30,31 @@ type switchboard struct {
 	// about the calls it left (extension → csta_id → state); the first
 	// sync takes them over from there, then forgets it.
 	reported map[string]map[int]pbx.State
+	// divertPBX refuses or forwards a ringing call for the phone's
+	// features (divert.go); nil leaves every call ringing.
+	divertPBX divertFunc
+	diverted  *ring[divertRecord]
+	quit      <-chan struct{} // closed when run returns
 }
 
 func newSwitchboard(log *slog.Logger, actions *actionSender, m *metrics) *switchboard {
 	return &switchboard{
-		log:     log,
-		ops:     make(chan func()),
-		events:  make(chan pbx.Event, 4096),
-		phones:  make(map[string]*phone),
-		retired: make(map[string][2]int),
-		actions: actions,
-		metrics: m,
-		now:     time.Now,
-		linkUp:  func(bool, string) {},
+		log:      log,
+		ops:      make(chan func()),
+		events:   make(chan pbx.Event, 4096),
+		phones:   make(map[string]*phone),
+		retired:  make(map[string][2]int),
+		actions:  actions,
+		metrics:  m,
+		now:      time.Now,
+		linkUp:   func(bool, string) {},
+		diverted: newRing[divertRecord](50),
 	}
 }
 
 // run is the owner goroutine.
 func (s *switchboard) run(ctx context.Context) {
+	s.quit = ctx.Done()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,8 +162,8 @@ func (s *switchboard) apply(ev pbx.Event) {
 	c := p.byRef[ev.Call.ID]
 	switch ev.Kind {
 	case pbx.EventOffered:
-		if c == nil {
-			s.newCall(p, ev.Call, pbx.Incoming, pbx.StateAlerting, ev.Remote, ev.SIPCallID, ev.Headers, ev.CSTAID, true)
+		if c == nil && !s.divert(p, ev) {
+			s.armNoAnswer(p, s.newCall(p, ev.Call, pbx.Incoming, pbx.StateAlerting, ev.Remote, ev.SIPCallID, ev.Headers, ev.CSTAID, true))
 		}
 	case pbx.EventOriginated:
 		if c == nil {
@@ -290,6 +297,9 @@ func (s *switchboard) enter(p *phone, c *call, st pbx.State) {
 // call when an incoming call stopped ringing without the user rejecting it.
 func (s *switchboard) clear(p *phone, c *call, cause pbx.Cause, reason string) {
 	p.remove(c)
+	if c.noAnswer != nil {
+		c.noAnswer.Stop()
+	}
 	if c.conf != nil {
 		c.conf.conf, c.conf = nil, nil
 	}
