@@ -44,6 +44,12 @@ var transferEvents = map[string]string{
 	"action_attended_transfer": "attended_transfer",
 }
 
+// featureEvents are the URLs DND and forwarding fire (rows_dnd.go).
+var featureEvents = map[string]string{
+	"action_dnd_on_url": "dnd_on", "action_dnd_off_url": "dnd_off",
+	"action_redirection_on_url": "redirection_on", "action_redirection_off_url": "redirection_off",
+}
+
 // HeaderName is the SIP header whose $sip_header the sink records: the one
 // the PBXs' test dialplans set (AppHeader).
 const HeaderName = "X-Customer"
@@ -68,7 +74,7 @@ func (s *ActionSink) Config(indent string) string { return s.config(indent, acti
 
 // ConfigAll is Config with the transfer URLs too (the scenario table's).
 func (s *ActionSink) ConfigAll(indent string) string {
-	return s.config(indent, actionEvents, transferEvents)
+	return s.config(indent, actionEvents, transferEvents, featureEvents)
 }
 
 func (s *ActionSink) config(indent string, sets ...map[string]string) string {
