@@ -22,6 +22,10 @@ func (a *App) adminHandler() http.Handler {
 		w.Write([]byte("OK\n"))
 	})
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, r *http.Request) {
+		if a.opts.Lease != nil && !a.active.Load() {
+			http.Error(w, "standby: the active bridge is "+a.opts.Lease.Holder(), http.StatusServiceUnavailable)
+			return
+		}
 		if !a.Ready() {
 			http.Error(w, "PBX not connected: "+a.linkState.Load().(string), http.StatusServiceUnavailable)
 			return

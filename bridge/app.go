@@ -38,6 +38,10 @@ type Options struct {
 	Notify func(state string)
 	// StopTimeout bounds Stop when the caller's context has no deadline.
 	StopTimeout time.Duration
+	// Lease, when set, makes this bridge a standby until it holds the
+	// lease (lease.go); NewLease builds it from the config in Run.
+	Lease    Lease
+	NewLease func(cfg *config.Config, log *slog.Logger) (Lease, error)
 }
 
 // App is the running bridge. It never touches os/signal, so tests run it
@@ -75,6 +79,8 @@ type App struct {
 	own      map[string]*server // extension name → its own listener
 	simAdmin atomic.Pointer[adminHandlerBox]
 	stopped  bool
+	active   atomic.Bool // talking to the PBX (see lease.go)
+	leaseErr chan error
 
 	stateMu sync.Mutex
 	stored  map[string]map[string]string // settings persisted by /dummy.htm, per extension
@@ -103,7 +109,7 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{opts: opts, log: opts.Logger, reg: opts.Registry, own: make(map[string]*server),
-		cstaLog: newRing[cstaRecord](50)}
+		cstaLog: newRing[cstaRecord](50), leaseErr: make(chan error, 1)}
 	a.m = newMetrics(a.reg)
 	a.m.reload(true)
 	a.linkState.Store("connecting")
@@ -229,15 +235,23 @@ func (a *App) Start(ctx context.Context) error {
 		a.own[e.Name] = s
 	}
 	a.started = time.Now()
+	a.active.Store(a.opts.Lease == nil)
 	go a.sb.run(a.ctx)
 	a.loadStoredSettings()
 	_ = a.sb.do(a.ctx, func() {
 		a.sb.configure(cfg.Extensions)
 		a.restoreSettings()
 		a.sb.reported = reportedStates(a.left)
-		a.sb.setup()
+		if a.active.Load() { // a standby's phones boot when it takes over
+			a.sb.setup()
+		}
 	})
-	a.startPBX(a.cur)
+	if a.opts.Lease == nil {
+		a.startPBX(a.cur)
+	} else {
+		a.linkState.Store("standby")
+		go a.awaitLease(a.ctx, a.opts.Lease)
+	}
 	a.log.Info("csta-bridge started", "pbx", cfg.PBX.Type, "extensions", len(cfg.Extensions),
 		"listen", a.shared.addr(), "admin", a.admin.addr())
 	a.opts.Notify("READY=1")
@@ -296,7 +310,7 @@ func (a *App) tag(ref pbx.CallRef, id int) {
 }
 
 // Ready reports whether the config is loaded and the PBX connected.
-func (a *App) Ready() bool { return a.linkUp.Load() }
+func (a *App) Ready() bool { return a.linkUp.Load() && a.active.Load() }
 
 // SharedAddr, AdminAddr and ExtensionAddr return bound addresses (tests use port 0).
 func (a *App) SharedAddr() string { return a.shared.addr() }
@@ -338,7 +352,7 @@ func (a *App) reload() error {
 	if err != nil {
 		return err
 	}
-	if cfg.HTTP != old.HTTP || cfg.Admin != old.Admin {
+	if cfg.HTTP != old.HTTP || cfg.Admin != old.Admin || cfg.Cluster != old.Cluster {
 		// Rebinding the shared or admin socket would drop in-flight clients;
 		// an address change takes a restart.
 		return fmt.Errorf("http or admin listener settings changed: restart csta-bridge to apply them")
@@ -387,9 +401,11 @@ func (a *App) reload() error {
 	for name, s := range added {
 		a.own[name] = s
 	}
-	if newPBX != nil {
+	if newPBX != nil && a.pbxStop != nil {
 		a.pbxStop()
 		<-a.pbxDone
+	}
+	if newPBX != nil {
 		a.pbxMu.Lock()
 		a.cur = newPBX
 		a.pbxMu.Unlock()
@@ -401,10 +417,12 @@ func (a *App) reload() error {
 		a.sb.configure(cfg.Extensions)
 		a.restoreSettings()
 		a.sb.reported = reportedStates(a.left)
-		a.sb.setup()
+		if a.active.Load() { // a standby's phones boot when it takes over
+			a.sb.setup()
+		}
 	})
 	a.logOverrides(cfg)
-	if newPBX != nil {
+	if newPBX != nil && a.active.Load() {
 		a.linkUp.Store(false)
 		a.startPBX(newPBX)
 	}
@@ -455,6 +473,9 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, errors.New("PBX adapter did not stop in time"))
 		}
 	}
+	if err := a.releaseLease(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := a.notifier.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("action URL queue: %w", err))
 	}
@@ -499,6 +520,19 @@ func (a *App) hostIP() string {
 // Run starts the bridge, reloads on every value from reload, and stops when
 // ctx ends. It is all cmd/csta-bridge does.
 func Run(ctx context.Context, opts Options, reload <-chan struct{}) error {
+	if opts.NewLease != nil && opts.Lease == nil {
+		cfg, err := config.Load(opts.ConfigPath)
+		if err != nil {
+			return err
+		}
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		if opts.Lease, err = opts.NewLease(cfg, log.With("component", "lease")); err != nil {
+			return err
+		}
+	}
 	a, err := New(opts)
 	if err != nil {
 		return err
@@ -512,6 +546,8 @@ func Run(ctx context.Context, opts Options, reload <-chan struct{}) error {
 			_ = a.Reload() // logged and counted; the old config stays
 		case <-ctx.Done():
 			return a.Stop(context.WithoutCancel(ctx))
+		case err := <-a.LeaseErr():
+			return errors.Join(err, a.Stop(context.WithoutCancel(ctx)))
 		}
 	}
 }

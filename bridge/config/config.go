@@ -50,6 +50,7 @@ type Config struct {
 	StateFile string // where settings changed through /dummy.htm persist; relative paths already resolved
 	// Extensions sorted by Name, with `defaults:` merged in and defaults applied.
 	Extensions []Extension
+	Cluster    Cluster // standby bridges; zero for a lone one
 }
 
 // PBX selects and configures the PBX adapter. Only the section named by Type

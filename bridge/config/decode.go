@@ -8,7 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var topKeys = []string{"pbx", "http", "admin", "state_file", "defaults", "extensions"}
+var topKeys = []string{"pbx", "http", "admin", "state_file", "defaults", "extensions", "cluster"}
 
 // config decodes and validates the whole file. The result is only meaningful
 // when no problem was recorded.
@@ -51,6 +51,9 @@ func (d *decoder) config(data []byte) *Config {
 		defs = d.extFields(e, "defaults", defaultsKeys)
 	}
 	cfg.Extensions, ls = d.extensions(top["extensions"], cfg.PBX.Type, defs, ls)
+
+	ce, ok := top["cluster"]
+	cfg.Cluster = d.cluster(ce, ok)
 
 	d.checkListeners(ls)
 	return cfg

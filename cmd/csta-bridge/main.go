@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	err = bridge.Run(ctx, bridge.Options{ConfigPath: *configPath, Logger: log, NewPBX: newPBX,
-		Version: versionString()}, reload)
+		NewLease: newLease, Version: versionString()}, reload)
 	if err != nil {
 		log.Error("csta-bridge failed", "err", err)
 		return 1
