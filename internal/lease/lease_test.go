@@ -163,7 +163,11 @@ func TestNATSRestart(t *testing.T) {
 		default:
 		}
 	case <-bDone:
-		<-a.Lost() // b holds it: a must have stepped down
+		select { // b holds it: a must have stepped down
+		case <-a.Lost():
+		case <-time.After(takeover):
+			t.Fatal("standby took the lease but the active one still holds it")
+		}
 		bev.wait(t, "acquired", takeover)
 		t.Logf("standby took over %s after NATS came back", time.Since(back))
 	case <-time.After(takeover):
