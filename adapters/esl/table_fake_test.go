@@ -24,8 +24,10 @@ func TestTableFakeFreeSWITCH(t *testing.T) {
 	f, err := fakefs.New(fakefs.Options{Captures: "testdata",
 		// 1009 is a phone no extension maps: the caller from outside.
 		Users: []string{exts[0], exts[1], exts[2], fakeOutsideCaller},
-		// The vanilla dialplan's echo, music on hold and conference room.
-		Apps:      map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference},
+		// The vanilla dialplan's echo, music on hold and conference room;
+		// 78<ext> answers, plays a prompt and transfers to <ext>.
+		Apps: map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference,
+			"78": fakefs.AppTransfer},
 		ListDelay: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -73,7 +75,8 @@ func (r *fakeFreeSWITCHRig) Lacks(pbxtest.Need) string     { return "" }
 func (r *fakeFreeSWITCHRig) Has(pbxtest.Quirk) bool { return false }
 
 func (r *fakeFreeSWITCHRig) Application(kind string) string {
-	return map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000"}[kind]
+	return map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
+		pbxtest.AppTransfer: "78"}[kind]
 }
 
 func (r *fakeFreeSWITCHRig) Phone(x pbxtest.Role) pbxtest.Phone {

@@ -24,11 +24,30 @@ func (f *FS) route(c *Chan, dest string) {
 	switch {
 	case isUser(f.opts.Users, dest):
 		f.bridgeTo(c, dest)
-	case f.opts.Apps[dest] != "":
+	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer:
 		f.runApp(c, dest, f.opts.Apps[dest])
+	case f.handOver(dest) != "":
+		// answer, playback of a prompt, transfer to the user.
+		user := f.handOver(dest)
+		f.answered(c)
+		f.send(c, "CHANNEL_EXECUTE", hdr{"Application", "answer"})
+		f.send(c, "CHANNEL_EXECUTE", hdr{"Application", "playback"}, hdr{"Application-Data", "tone_stream://%(300,0,440)"})
+		f.send(c, "CHANNEL_EXECUTE", hdr{"Application", "transfer"}, hdr{"Application-Data", user + " XML " + f.opts.Context})
+		f.route(c, user)
 	default:
 		f.hangup(c, "NO_ROUTE_DESTINATION")
 	}
+}
+
+// handOver is the user a number of an AppTransfer prefix hands its caller
+// to, "" for other numbers.
+func (f *FS) handOver(dest string) string {
+	for prefix, kind := range f.opts.Apps {
+		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppTransfer && isUser(f.opts.Users, user) {
+			return user
+		}
+	}
+	return ""
 }
 
 // bridgeTo has c call user's phone (the bridge application; c is the

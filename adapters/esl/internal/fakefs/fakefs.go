@@ -33,7 +33,8 @@ type Options struct {
 	// Users are the registered phones (directory users 1001, ...).
 	Users []string
 	// Apps maps dialplan numbers to applications: AppEcho, AppMusic,
-	// AppConference (the vanilla 9196, 9664, 3000).
+	// AppConference (the vanilla 9196, 9664, 3000), and prefixes to
+	// AppTransfer.
 	Apps map[string]string
 	// Domain is the SIP domain (presence ids user@Domain); default
 	// 127.0.0.1 as in the captures.
@@ -51,6 +52,10 @@ const (
 	AppEcho       = "echo"
 	AppMusic      = "music"
 	AppConference = "conference"
+	// AppTransfer is a prefix: <prefix><user> answers, plays a prompt and
+	// transfers the caller to <user> (an IVR or queue handing a caller
+	// over; the test dialplan's 78<ext>).
+	AppTransfer = "transfer"
 )
 
 // FS is the fake FreeSWITCH.
