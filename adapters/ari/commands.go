@@ -64,6 +64,7 @@ func (a *Adapter) Hold(ctx context.Context, c pbx.CallRef) error {
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Channel().MOH(chanKey(far), a.opts.MOHClass) }); err != nil {
 		return a.holdFailed(ctx, op, c, l, far, bridge, true, err)
 	}
+	a.markHeld(ctx, far, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.live(l) {
@@ -158,6 +159,7 @@ func (a *Adapter) Retrieve(ctx context.Context, c pbx.CallRef) error {
 	if err := a.rest(ctx, func(x ari.Client) error { return x.Bridge().AddChannel(bridgeKey(bridge), far) }); err != nil {
 		return a.retrieveFailed(ctx, op, c, l, far, bridge, true, err)
 	}
+	a.markHeld(ctx, far, false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// A hangup while the requests ran has cleared the connection already;

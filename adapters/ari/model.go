@@ -12,6 +12,7 @@ const (
 	varCSTAID = "CSTA_ID"   // the csta_id the core gave the connection
 	varLeg    = "CSTA_LEG"  // "<CallRef.ID>,<in|out>": survives the leg swap of AnswerCall
 	varCall   = "CSTA_CALL" // id of the owned call a Stasis channel belongs to
+	varHeld   = "CSTA_HELD" // "1" on a far party the bridge holds (out of its bridge, music on hold)
 )
 
 // Stasis application arguments. The dialplan snippet passes argDial; the
@@ -49,6 +50,8 @@ type channel struct {
 	// muted: the adapter muted the channel both ways (the second device
 	// channel of a conference, see conference.go).
 	muted bool
+	// heldFar: read back from varHeld at a resync, for restoreCall.
+	heldFar bool
 }
 
 // dialplanPos is a channel's position in the dialplan.

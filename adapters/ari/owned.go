@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/CyCoreSystems/ari/v5"
@@ -127,6 +128,7 @@ func (a *Adapter) dialOut(ctx context.Context, c *call, aID, number string, make
 	if !makeCall {
 		_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Ring(chanKey(aID)) })
 		_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(aID), varCall, c.id) })
+		a.storeLegVars(ctx, aID)
 	} else if id := a.ownCallerID(aID); id != "" {
 		// The device was called with the destination as caller id (so it
 		// shows whom it is calling); the destination must see the extension.
@@ -400,4 +402,37 @@ func validNumber(s string) bool {
 		}
 	}
 	return true
+}
+
+// storeLegVars writes the leg id, direction and csta_id of the extension's
+// channel chID onto it, so a restarted bridge's resync gives the call back
+// as it was (issue 19). A routed caller's channel is announced before it
+// enters the application, when Asterisk refuses to set variables on it, so
+// TagCall may only have kept the csta_id in memory until now.
+func (a *Adapter) storeLegVars(ctx context.Context, chID string) {
+	a.mu.Lock()
+	ch := a.chans[chID]
+	if ch == nil || ch.leg == nil || ch.leg.ch != ch {
+		a.mu.Unlock()
+		return
+	}
+	l := ch.leg
+	dir := "in"
+	if l.dir == pbx.Outgoing {
+		dir = "out"
+	}
+	vars := map[string]string{varLeg: l.ref.ID + "," + dir}
+	if l.cstaID != 0 {
+		vars[varCSTAID] = strconv.Itoa(l.cstaID)
+	}
+	a.mu.Unlock()
+	for _, k := range []string{varLeg, varCSTAID} {
+		v, ok := vars[k]
+		if !ok {
+			continue
+		}
+		if err := a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(chID), k, v) }); err != nil {
+			a.log.Debug("cannot store leg variable", "channel", chID, "variable", k, "err", err)
+		}
+	}
 }

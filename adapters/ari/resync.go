@@ -69,6 +69,7 @@ type snapshot struct {
 	legVar string
 	call   string
 	csta   int
+	held   bool // the bridge holds this far party (varHeld)
 }
 
 // resync rebuilds the adapter's view from Asterisk after a connect and
@@ -118,16 +119,23 @@ func (a *Adapter) resync(ctx context.Context) error {
 		// ari.ChannelData has no dialplan application, so ownership is
 		// read from the variable the adapter puts on every Stasis channel.
 		s.call = a.channelVar(ctx, k.ID, varCall)
+		if s.call != "" {
+			s.held = a.channelVar(ctx, k.ID, varHeld) == "1"
+		}
 		if _, isExt := mapped[endpointKey(endpointOf(d.Name))]; isExt {
 			s.legVar = a.channelVar(ctx, k.ID, varLeg)
 			s.csta, _ = strconv.Atoi(a.channelVar(ctx, k.ID, varCSTAID))
 		}
 		snaps = append(snaps, s)
 	}
+	bridges, err := a.listBridges(ctx)
+	if err != nil {
+		return err
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.rebuild(snaps, restarted)
+	a.rebuild(snaps, bridges, restarted)
 	var infos []pbx.CallInfo
 	for _, l := range a.legs {
 		if l.state == pbx.StateNull {
@@ -140,6 +148,12 @@ func (a *Adapter) resync(ctx context.Context) error {
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Call.String() < infos[j].Call.String() })
 	a.emit(pbx.Event{Kind: pbx.EventSync, Calls: infos})
+	// A callee that answered while nobody bridged it is bridged now.
+	for id := range a.callOf {
+		if ch := a.chans[id]; ch != nil {
+			a.maybeConnect(ch)
+		}
+	}
 	return nil
 }
 
@@ -154,7 +168,7 @@ func (a *Adapter) channelVar(ctx context.Context, id, name string) string {
 // rebuild replaces the channel table with what Asterisk listed, keeping
 // what only the adapter knows (leg ids, PBX-side hold, owned calls) for
 // channels that still exist. Called with a.mu held.
-func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
+func (a *Adapter) rebuild(snaps []snapshot, bridges map[string][]string, restarted bool) {
 	oldChans := a.chans
 	if restarted {
 		oldChans = map[string]*channel{}
@@ -169,6 +183,13 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 	for _, s := range snaps {
 		live[s.data.ID] = true
 	}
+	inBridge := map[string]string{}
+	for b, members := range bridges {
+		for _, m := range members {
+			inBridge[m] = b
+		}
+	}
+	fresh := map[*call]bool{}
 	for id := range a.makeCalls {
 		if !live[id] {
 			delete(a.makeCalls, id)
@@ -191,6 +212,8 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 		if d.Connected != nil {
 			ch.connected = wireParty{Name: d.Connected.Name, Number: d.Connected.Number}
 		}
+		ch.bridge = inBridge[d.ID]
+		ch.heldFar = s.held
 		ch.inStasis = s.call != ""
 		if ch.inStasis && d.Dialplan != nil {
 			ch.stasisAt = dialplanPos{d.Dialplan.Context, d.Dialplan.Exten, d.Dialplan.Priority}
@@ -204,6 +227,7 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 				c = oldCalls[s.call]
 				if c == nil || restarted {
 					c = &call{id: s.call, bridge: s.call, answered: true}
+					fresh[c] = true
 				}
 				c.members = map[string]bool{}
 				c.destroyed = false
@@ -283,5 +307,8 @@ func (a *Adapter) rebuild(snaps []snapshot, restarted bool) {
 			}
 			c.answered = c.answered || answered
 		}
+	}
+	for c := range fresh {
+		a.restoreCall(c)
 	}
 }

@@ -52,19 +52,12 @@ func TestTableRealAsterisk(t *testing.T) {
 		// The test dialplan's applications (tests context, reached from
 		// the phones' context).
 		Apps:      map[string]string{pbxtest.AppEcho: "600", pbxtest.AppMusic: "602"},
-		Lacking:   map[pbxtest.Need]string{pbxtest.NeedRestartTakeover: ariRestartGap},
+		Lacking:   map[pbxtest.Need]string{},
 		Leftovers: func(ctx context.Context) (string, error) { return rest.leftovers(ctx, env.exts[:]...) },
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 }
-
-// ariRestartGap is why the Asterisk rigs skip the restart rows: the
-// adapter's resync does not yet give the caller's channel of a routed call
-// its stored csta_id and direction back, so a restarted bridge reports it
-// again as a new incoming call (issue 19, open on Asterisk; measured on a
-// real Asterisk 22.10.1 and on the fake).
-const ariRestartGap = "issue 19 on Asterisk: a restarted bridge reports the caller's live call again as new"
 
 // realAsterisk is the integration tests' view of the environment.
 type realAsterisk struct {

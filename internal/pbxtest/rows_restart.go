@@ -66,8 +66,10 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 				URLs(B, "offhook", "outgoing:b1"),
 				BridgeStops(),
 				PickUp(A),
-				Shows(B, Connected),
+				// On Asterisk the bridge joins a routed call's two sides, so
+				// the caller is connected once it is back.
 				BridgeStarts(),
+				Shows(B, Connected),
 				URLs(A, "offhook", "connected:a1"),
 				URLs(B, "connected:b1"),
 				Req(A, "HoldCall", Conn("callToBeHeld", "a1")),

@@ -506,9 +506,17 @@ func (s *Server) newChannel(id, endpoint, state string) *Channel {
 // PhoneDials simulates the device of endpoint dialling number, routed by
 // the dialplan snippet into Stasis(app,dial,number). It returns the
 // channel id.
+//
+// With no application connected, Stasis() fails at once and the snippet
+// dials a mapped number's device directly, as a plain call (the caller's
+// channel id is returned).
 func (s *Server) PhoneDials(endpoint, number string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if to := "PJSIP/" + number; s.ws == nil && s.endpointOK(to) {
+		a, _ := s.plainDial(endpoint, to)
+		return a
+	}
 	c := s.newChannel("", endpoint, "Ring")
 	c.Exten, c.Context = number, "from-internal"
 	s.emitIf("ChannelCreated", c, nil)
@@ -522,6 +530,10 @@ func (s *Server) PhoneDials(endpoint, number string) string {
 func (s *Server) PlainDial(from, to string) (string, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.plainDial(from, to)
+}
+
+func (s *Server) plainDial(from, to string) (string, string) {
 	a := s.newChannel("", from, "Ring")
 	a.Exten, a.Context = strings.TrimPrefix(to, "PJSIP/"), "from-internal"
 	s.emitIf("ChannelCreated", a, nil)
@@ -661,6 +673,33 @@ func (s *Server) destroy(c *Channel, cause int) {
 	delete(s.channels, c.ID)
 	s.emitIf("ChannelDestroyed", c, map[string]any{"cause": cause, "cause_txt": causeText[cause]})
 	s.ringAllGone(c)
+	s.plainDialGone(c)
+}
+
+// plainDialGone ends the other side of a plain Dial() (outside Stasis)
+// when one side goes, as app_dial does: the caller's end cancels the
+// ringing peer; either side's end of an answered call hangs up the other.
+func (s *Server) plainDialGone(c *Channel) {
+	var partners []*Channel
+	if c.dialedBy != "" && c.dialedBy != "originate" && !c.ariDialed && c.State == "Up" {
+		if caller := s.channels[c.dialedBy]; caller != nil && !caller.InStasis {
+			partners = append(partners, caller)
+		}
+	}
+	if !c.InStasis {
+		for _, o := range s.channels {
+			if o.dialedBy == c.ID && !o.ariDialed && !o.InStasis {
+				partners = append(partners, o)
+			}
+		}
+	}
+	for _, o := range partners {
+		if s.channels[o.ID] == nil {
+			continue
+		}
+		s.emitIf("ChannelHangupRequest", o, map[string]any{"cause": 16})
+		s.destroy(o, 16)
+	}
 }
 
 func remove(list []string, id string) []string {
