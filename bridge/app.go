@@ -111,6 +111,7 @@ func New(opts Options) (*App, error) {
 	a := &App{opts: opts, log: opts.Logger, reg: opts.Registry, own: make(map[string]*server),
 		cstaLog: newRing[cstaRecord](50), leaseErr: make(chan error, 1)}
 	a.m = newMetrics(a.reg)
+	a.registerActive()
 	a.m.reload(true)
 	a.linkState.Store("connecting")
 	a.actions = &actionSender{log: a.log.With("component", "action-url"), metrics: a.m,

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Lease is the lock on being the active bridge. The core knows nothing of
@@ -94,4 +96,21 @@ func (a *App) releaseLease(ctx context.Context) error {
 		return fmt.Errorf("lease release: %w", err)
 	}
 	return nil
+}
+
+// registerActive exports csta_bridge_active for bridges with a Lease: 1
+// while this one holds it, 0 on the standby (alert when the sum over the
+// bridges is not 1).
+func (a *App) registerActive() {
+	if a.opts.Lease == nil {
+		return
+	}
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "active",
+		Help: "1 while this bridge holds the active-bridge lease, 0 while it is the standby."},
+		func() float64 {
+			if a.active.Load() {
+				return 1
+			}
+			return 0
+		}))
 }

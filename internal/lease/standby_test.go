@@ -111,6 +111,9 @@ func TestStandbyBridgeTakesOver(t *testing.T) {
 	sink.Expect(t, "202", "setup")
 	b := standbyBridge(t, p, sink, lb)
 	waitReady(t, b, http.StatusServiceUnavailable, `standby: the active bridge is "bridge-a"`, 15*time.Second)
+	if got := activeMetric(t, a) + "/" + activeMetric(t, b); got != "1/0" {
+		t.Errorf("csta_bridge_active of active/standby = %s, want 1/0", got)
+	}
 
 	call := simPost(t, simSrv.URL, "/sim/calls", `{"from":"0301234567","to":"201"}`)
 	id, _ := call["id"].(string)
@@ -124,6 +127,9 @@ func TestStandbyBridgeTakesOver(t *testing.T) {
 	}
 	took := waitReady(t, b, http.StatusOK, "OK", takeover)
 	t.Logf("standby ready %s after the active bridge died", took)
+	if got := activeMetric(t, b); got != "1" {
+		t.Errorf("csta_bridge_active of the new active bridge = %s, want 1", got)
+	}
 
 	sink.Expect(t, "201", "setup") // the standby's phones boot as after a restart
 	sink.Expect(t, "202", "setup")
@@ -137,4 +143,21 @@ func TestStandbyBridgeTakesOver(t *testing.T) {
 			t.Errorf("ext %s: action URLs beyond the expected ones: %v", ext, extra)
 		}
 	}
+}
+
+// activeMetric reads csta_bridge_active from the bridge's /metrics.
+func activeMetric(t *testing.T, app *bridge.App) string {
+	t.Helper()
+	resp, err := http.Get("http://" + app.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "csta_bridge_active "); ok {
+			return v
+		}
+	}
+	return "missing"
 }
