@@ -802,13 +802,7 @@ func hangupCause(l *leg, cause string) pbx.Cause {
 		return pbx.CauseDeflected
 	}
 	switch cause {
-	case "LOSE_RACE":
-		// Another leg of a ring-all (bridge a,b; group_call; callcenter)
-		// answered: not missed (issue 13).
-		if l.dir == pbx.Incoming && !l.answered {
-			return pbx.CauseAnsweredElsewhere
-		}
-	case "ORIGINATOR_CANCEL", "PICKED_OFF":
+	case "ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF":
 		if l.dir == pbx.Incoming && !l.answered {
 			return pbx.CauseCancelled
 		}
