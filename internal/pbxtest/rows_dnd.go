@@ -1,5 +1,7 @@
 package pbxtest
 
+import "fmt"
+
 // dndRows are the phone's own features (issue 12): do-not-disturb and call
 // forwarding, switched by CSTA, the keypad and settings, enforced on the
 // real call by the bridge. Each row switches off what it switched on: the
@@ -14,8 +16,7 @@ var dndRows = []Scenario{
 			Req(A, "SetDoNotDisturb", Number("device", B), Text("doNotDisturbOn", "false")).Fault("invalidDeviceID"),
 			Dial(B, A),
 			URLs(B, "offhook", "outgoing:b1"),
-			URLs(B, "onhook"),
-			Shows(B, Idle),
+			refusedBusy(B, "b1"),
 			Shows(A, Idle),
 			Req(A, "SetDoNotDisturb", Number("device", A), Text("doNotDisturbOn", "false")),
 			URLs(A, "dnd_off"), // the refused call fired nothing at A: no incoming, no missed
@@ -35,8 +36,7 @@ var dndRows = []Scenario{
 			URLs(A, "dnd_on"),
 			Dial(B, A),
 			URLs(B, "offhook", "outgoing:b1"),
-			URLs(B, "onhook"),
-			Shows(B, Idle),
+			refusedBusy(B, "b1"),
 			Setting(A, "dnd_mode=off"),
 			URLs(A, "dnd_off"),
 			Req(A, "GetDoNotDisturb", Number("device", A)).Has("<csta:doNotDisturbOn>false</csta:doNotDisturbOn>"),
@@ -126,4 +126,28 @@ var dndRows = []Scenario{
 			Shows(C, Idle),
 		},
 	},
+}
+
+// refusedBusy: the caller's call the phone refused ends, or where the
+// dialplan sends refused calls to voicemail (FreeSWITCH's vanilla
+// Local_Extension: a busy user's caller reaches voicemail), voicemail
+// answers it and the caller hangs up.
+func refusedBusy(caller Role, label string) Step {
+	return stepList{
+		If(QuirkVoicemailOnReject,
+			URLs(caller, "connected:"+label),
+			HangUp(caller),
+			URLs(caller, "disconnected:"+label, "onhook")),
+		Unless(QuirkVoicemailOnReject, URLs(caller, "onhook")),
+		Shows(caller, Idle),
+	}
+}
+
+// stepList plays steps in order as one step.
+type stepList []Step
+
+func (l stepList) String() string { return fmt.Sprintf("%d steps", len(l)) }
+func (l stepList) do(p *play) {
+	p.t.Helper()
+	p.steps(l)
 }
