@@ -39,7 +39,10 @@ var ErrLeaseLost = errors.New("lost the active-bridge lease: another bridge is a
 // stops it when the lease is lost.
 func (a *App) awaitLease(ctx context.Context, l Lease) {
 	if err := l.Acquire(ctx); err != nil {
-		if ctx.Err() == nil {
+		a.mu.Lock() // Stop releases the lease, which ends Acquire: not a failure
+		stopped := a.stopped
+		a.mu.Unlock()
+		if ctx.Err() == nil && !stopped {
 			a.log.Error("could not acquire the active-bridge lease", "err", err)
 			a.leaseEnd(fmt.Errorf("lease: %w", err))
 		}
