@@ -231,13 +231,21 @@ func (l *Lease) tryCreate(ctx context.Context) (uint64, error) {
 // bridges are never active together.
 func (l *Lease) renew(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	last := time.Now()
-	every := l.o.TTL / 3
+	every, grace := l.o.TTL/3, l.o.TTL*2/3
 	t := time.NewTimer(every)
 	defer t.Stop()
+	// expire fires when no renewal succeeded for grace: stepping down then,
+	// whatever the renewal in flight, keeps this bridge from being active
+	// after the bucket let the key go.
+	expire := time.NewTimer(grace)
+	defer expire.Stop()
+	var lastErr error
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-expire.C:
+			l.loseLease("could not renew the lease in time", lastErr)
 			return
 		case <-t.C:
 		}
@@ -249,7 +257,7 @@ func (l *Lease) renew(ctx context.Context, done chan struct{}) {
 		cancel()
 		switch {
 		case err == nil:
-			last = time.Now()
+			expire.Reset(grace)
 			l.mu.Lock()
 			l.rev = nrev
 			l.mu.Unlock()
@@ -259,10 +267,8 @@ func (l *Lease) renew(ctx context.Context, done chan struct{}) {
 			errors.Is(err, jetstream.ErrKeyNotFound):
 			l.loseLease("another bridge holds the lease", err)
 			return
-		case time.Since(last) >= l.o.TTL*5/6:
-			l.loseLease("could not renew the lease in time", err)
-			return
 		default:
+			lastErr = err
 			l.o.Logger.Warn("lease renewal failed; retrying", "err", err)
 			t.Reset(l.step())
 		}
