@@ -174,3 +174,20 @@ func TestNATSRestart(t *testing.T) {
 		t.Fatalf("no bridge holds the lease %s after NATS came back", takeover)
 	}
 }
+
+// TestStepsDownWithoutNATS: an active bridge that cannot reach NATS steps
+// down before its key could expire, since a standby may take it then.
+func TestStepsDownWithoutNATS(t *testing.T) {
+	n := startNATS(t)
+	a, aev := newLease(t, n.url(), "bridge-a")
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	aev.wait(t, "renewed", takeover)
+	n.stop()
+	select {
+	case <-a.Lost():
+	case <-time.After(takeover):
+		t.Fatalf("still active %s after NATS went away", takeover)
+	}
+}
