@@ -78,6 +78,14 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK (pbx %s, %d extensions)\n", path, cfg.PBX.Type, len(cfg.Extensions))
+	// Settings stored at run time override the YAML: say which.
+	lines, err := bridge.OverrideLines(cfg)
+	if err != nil {
+		fmt.Fprintln(stdout, "warning:", err)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
 	return 0
 }
 
