@@ -243,3 +243,17 @@ func adminGet(t *testing.T, a *App, path string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// A reload logs at Info which YAML settings the state file overrides.
+func TestOverridesLoggedOnReload(t *testing.T) {
+	var buf lockedBuffer
+	h := startLogged(t, nil, slog.New(slog.NewTextHandler(&buf, nil)))
+	h.ok("1001", "SetDoNotDisturb", dev1001+"<csta:doNotDisturbOn>true</csta:doNotDisturbOn>")
+	if err := h.app.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	lines := buf.lines("state file overrides YAML settings")
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[0], `dnd_mode=\"on\" (not in YAML)`) {
+		t.Fatalf("reload logged %q", lines)
+	}
+}
