@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -113,9 +114,25 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
 }
 
-// versionString is the module version and VCS revision from the build info.
+// version and commit are set by the package build (-ldflags -X, see
+// packaging/deb): git describe's tag or commit, and the full commit.
+var version, commit string
+
+// versionString is the version the package build set, else the module
+// version and VCS revision from the build info.
 func versionString() string {
 	bi, ok := debug.ReadBuildInfo()
+	goVersion := runtime.Version()
+	if ok {
+		goVersion = bi.GoVersion
+	}
+	if version != "" {
+		v := "csta-bridge " + version
+		if commit != "" {
+			v += " (" + commit + ")"
+		}
+		return v + " " + goVersion
+	}
 	if !ok {
 		return "csta-bridge (no build info)"
 	}
