@@ -54,10 +54,20 @@ func newNativeClient(o *Options) (ari.Client, error) {
 }
 
 // httpStatus digs the HTTP status out of an ari library error (0 if none).
+// The data getters (Channel().Data, Bridge().Data, ...) wrap the request
+// error in a type that has Cause() but no Unwrap, so errors.As alone never
+// sees their 404 (a channel that hung up between a list and a get).
 func httpStatus(err error) int {
-	var re native.RequestError
-	if errors.As(err, &re) {
-		return re.Code()
+	for depth := 0; err != nil && depth < 8; depth++ {
+		var re native.RequestError
+		if errors.As(err, &re) {
+			return re.Code()
+		}
+		var c interface{ Cause() error }
+		if !errors.As(err, &c) {
+			return 0
+		}
+		err = c.Cause()
 	}
 	return 0
 }

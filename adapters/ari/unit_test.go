@@ -3,9 +3,14 @@ package ari
 import (
 	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/CyCoreSystems/ari/v5"
+	"github.com/CyCoreSystems/ari/v5/client/native"
 
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
@@ -240,5 +245,30 @@ func TestBackoffSteps(t *testing.T) {
 	}
 	if !seen[1] || !seen[2] || len(seen) != 2 {
 		t.Errorf("jitter(2) drew %v, want both 1ns and 2ns", seen)
+	}
+}
+
+// TestHTTPStatusOfDataGetters: the status of a data getter's failure is
+// found through its Cause-only wrapper, so the resync skips a channel that
+// hung up between the list and the get instead of failing the connect.
+func TestHTTPStatusOfDataGetters(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"Channel not found"}`, http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c := native.New(&native.Options{Application: "t", URL: srv.URL + "/ari", Username: "u", Password: "p"})
+	_, err := c.Channel().Data(ari.NewKey(ari.ChannelKey, "gone"))
+	if err == nil {
+		t.Fatal("Data of a missing channel succeeded")
+	}
+	if got := httpStatus(err); got != http.StatusNotFound {
+		t.Fatalf("httpStatus(%v) = %d, want 404", err, got)
+	}
+	_, err = c.Bridge().Data(ari.NewKey(ari.BridgeKey, "gone"))
+	if got := httpStatus(err); got != http.StatusNotFound {
+		t.Fatalf("httpStatus(%v) = %d, want 404", err, got)
+	}
+	if got := httpStatus(errors.New("plain")); got != 0 {
+		t.Fatalf("httpStatus(plain) = %d, want 0", got)
 	}
 }
