@@ -78,3 +78,35 @@ func BenchmarkEncodeFault(b *testing.B) {
 		EncodeFault(true, e)
 	}
 }
+
+// BenchmarkDecodeRefused measures Decode on the bad bodies of bench's
+// faults mix (a client hammering /csta), which the fast path refuses
+// itself, against the general path alone.
+func BenchmarkDecodeRefused(b *testing.B) {
+	const env = `<?xml version="1.0" encoding="UTF-8"?> <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:csta="http://www.ecma-international.org/standards/ecma-323/csta/ed4"> <SOAP-ENV:Body> `
+	bodies := []struct{ name, body string }{
+		{"cut-off", `<csta:AnswerCall><callToBeAnswered>`},
+		{"unknown-service", env + `<csta:MakeCoffee> <csta:strength>9</csta:strength> </csta:MakeCoffee> </SOAP-ENV:Body> </SOAP-ENV:Envelope>`},
+		{"missing-connection", env + `<csta:HoldCall>  </csta:HoldCall> </SOAP-ENV:Body> </SOAP-ENV:Envelope>`},
+		{"not-xml", `garbage`},
+	}
+	for _, c := range bodies {
+		body := []byte(c.body)
+		for _, path := range []struct {
+			name   string
+			decode func([]byte) (*Request, *Error)
+		}{
+			{"", func(b []byte) (*Request, *Error) { r, err := Decode(b); e, _ := err.(*Error); return r, e }},
+			{"/general", generalDecode},
+		} {
+			b.Run(c.name+path.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, e := path.decode(body); e == nil {
+						b.Fatal("accepted")
+					}
+				}
+			})
+		}
+	}
+}

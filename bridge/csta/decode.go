@@ -163,7 +163,10 @@ func checkDigits(v string) string {
 // not be carried out.
 func Decode(body []byte) (*Request, error) {
 	req := &Request{Envelope: true}
-	if decodeFast(body, req) {
+	if done, e := decodeFast(body, req); done {
+		if e != nil {
+			return req, e
+		}
 		return req, nil
 	}
 	*req = Request{Envelope: true}
