@@ -51,12 +51,26 @@ func TestTableRealAsterisk(t *testing.T) {
 		},
 		// The test dialplan's applications (tests context, reached from
 		// the phones' context).
-		Apps:      map[string]string{pbxtest.AppEcho: "600", pbxtest.AppMusic: "602"},
+		Apps:      realAsteriskApps(),
 		Lacking:   map[pbxtest.Need]string{},
 		Leftovers: func(ctx context.Context) (string, error) { return rest.leftovers(ctx, env.exts[:]...) },
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
+}
+
+// realAsteriskApps: the test dialplan's application numbers (README.md,
+// "Integration test against a real Asterisk"); a conference room or an IVR
+// that hands callers over is played only where its variable names one.
+func realAsteriskApps() map[string]string {
+	apps := map[string]string{pbxtest.AppEcho: "600", pbxtest.AppMusic: "602"}
+	if n := os.Getenv("CSTA_TEST_ARI_CONFERENCE"); n != "" {
+		apps[pbxtest.AppConference] = n
+	}
+	if n := os.Getenv("CSTA_TEST_ARI_IVR"); n != "" {
+		apps[pbxtest.AppTransfer] = n
+	}
+	return apps
 }
 
 // realAsterisk is the integration tests' view of the environment.
