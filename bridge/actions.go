@@ -21,7 +21,7 @@ type actionSender struct {
 	notifier *actionurl.Notifier
 	metrics  *metrics
 	hostIP   func() string // IP of the shared listener, for $phone_ip of phones without their own
-	recent   *ring[actionRecord]
+	recent   *recentLog[actionRecord]
 	// tls: the tls.Config of each action_url.tls setting in force.
 	tls atomic.Pointer[map[config.ActionURLTLS]*tls.Config]
 }

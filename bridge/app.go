@@ -61,7 +61,9 @@ type App struct {
 	actions  *actionSender
 	notifier *actionurl.Notifier
 	phones   *phoneHTTP
-	cstaLog  *ring[cstaRecord]
+	cstaLog  *recentLog[cstaRecord]
+	// statusIdx is the status page's sorted, searchable list of extensions.
+	statusIdx atomic.Pointer[statusIndex]
 
 	pbxMu     sync.RWMutex
 	cur       pbx.PBX
@@ -109,13 +111,13 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{opts: opts, log: opts.Logger, reg: opts.Registry, own: make(map[string]*server),
-		cstaLog: newRing[cstaRecord](50), leaseErr: make(chan error, 1)}
+		cstaLog: newCSTALog(), leaseErr: make(chan error, 1)}
 	a.m = newMetrics(a.reg)
 	a.registerActive()
 	a.m.reload(true)
 	a.linkState.Store("connecting")
 	a.actions = &actionSender{log: a.log.With("component", "action-url"), metrics: a.m,
-		recent: newRing[actionRecord](50), hostIP: a.hostIP}
+		recent: newActionLog(), hostIP: a.hostIP}
 	a.notifier = actionurl.New(actionurl.Options{Logger: a.log.With("component", "action-url"),
 		Observer: actionObserver{a.actions}})
 	a.actions.notifier = a.notifier

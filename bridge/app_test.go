@@ -177,7 +177,7 @@ func TestMetricsLintAndStatusPage(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	page := string(b)
-	for _, want := range []string{`http-equiv="refresh"`, "<td>1001</td><td>Alice</td>", "<td>-2</td><td>alerting</td><td>in</td><td>sip:030124@pbx.test</td>",
+	for _, want := range []string{`<script src="/status.js">`, `1001</a></td><td>Alice</td>`, `<td>-2</td><td>alerting</td><td>in</td><td class="uri">sip:030124@pbx.test</td>`,
 		"AnswerCall", "action_connected_url", "connected"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)

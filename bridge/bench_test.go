@@ -31,7 +31,7 @@ func benchSwitchboard(n int, notifier *actionurl.Notifier, settings map[string]s
 	if notifier == nil {
 		notifier = actionurl.New(actionurl.Options{Logger: log})
 	}
-	as := &actionSender{log: log, notifier: notifier, metrics: m, recent: newRing[actionRecord](50),
+	as := &actionSender{log: log, notifier: notifier, metrics: m, recent: newActionLog(),
 		hostIP: func() string { return "127.0.0.1" }}
 	sb := newSwitchboard(log, as, m)
 	exts := make([]config.Extension, n)
@@ -194,21 +194,4 @@ func BenchmarkCSTAHandler(b *testing.B) {
 			do(soap("ClearConnection", conn("connectionToBeCleared", id)))
 		}
 	})
-}
-
-// BenchmarkStatusSnapshot is the part of the status page that runs on the
-// switchboard goroutine, where it holds up every /csta request and event.
-func BenchmarkStatusSnapshot(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("phones=%d", n), func(b *testing.B) {
-			app, _ := startForBench(b, n)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := app.sb.do(ctx, func() { app.statusSnapshot() }); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }

@@ -182,9 +182,12 @@ func TestFeaturesPersistAndDrop(t *testing.T) {
 		!strings.Contains(lines[0], `redirect_busy_number="1003" (not in YAML)`) {
 		t.Fatalf("OverrideLines = %q, %v", lines, err)
 	}
-	status := adminGet(t, h.app, "/")
-	if !strings.Contains(status, "<td>1001</td><td>on</td><td>busy → 1003</td><td>dnd_mode</td><td>on</td><td>off</td>") {
-		t.Fatalf("status page lacks the stored values:\n%s", status)
+	status := adminGet(t, h.app, "/ext/1001")
+	for _, want := range []string{`<td id="dnd">on</td>`, `<td id="forwarding">busy → 1003</td>`,
+		`<tr class="stored"><td>dnd_mode</td><td class="url">on</td><td class="url">off</td></tr>`} {
+		if !strings.Contains(status, want) {
+			t.Fatalf("status page lacks the stored values (%s):\n%s", want, status)
+		}
 	}
 
 	// Restart: a new bridge on the same config and state file.

@@ -62,7 +62,7 @@ type phoneHTTP struct {
 	svc   *services
 	m     *metrics
 	// recent feeds the status page.
-	recent *ring[cstaRecord]
+	recent *recentLog[cstaRecord]
 	// faults keeps one source's repeated refusals from flooding the log.
 	faults *faultLog
 	// web serves the phone web compatibility paths (/command.htm, …); nil until wired.

@@ -81,6 +81,16 @@ type ESL struct {
 	// (uuid_phone_event talk/hold): "auto" (phones marked as supporting it),
 	// "always" or "never".
 	PhoneEvents string
+	// Nodes, when given, make a cluster: one connection per FreeSWITCH
+	// server instead of Address/Password (which are then empty).
+	Nodes []ESLNode
+}
+
+// ESLNode is one FreeSWITCH server of a cluster.
+type ESLNode struct {
+	Name     string // unique, names the node in `node:`, logs, metrics and /-/ready
+	Address  string // host:port of its event socket
+	Password string // its own, or pbx.esl's password when it gives none
 }
 
 // Sim configures the in-memory PBX.
@@ -125,6 +135,9 @@ type Extension struct {
 	// AutoAnswerHeaders go on the INVITE that makes the device answer by itself.
 	// Empty (but given) means none.
 	AutoAnswerHeaders []string
+	// Node pins the extension to one node of a PBX cluster (a name from
+	// pbx.esl.nodes); "" lets the adapter learn it from registrations.
+	Node string
 	// Settings holds Snom setting names verbatim (action_incoming_url, mac, ...).
 	// Never nil. An empty value is set-but-empty: the action URL is disabled.
 	Settings map[string]string

@@ -111,7 +111,7 @@ testdata/invalid-unknown-key.yaml:3: htpp: unknown key (did you mean http?)
 testdata/invalid-unknown-key.yaml:6: defaults.http_user: cannot be a default: it differs for every extension; set it under extensions
 testdata/invalid-unknown-key.yaml:9: extensions.1001.http_shceme: unknown key (did you mean http_scheme?)
 testdata/invalid-unknown-key.yaml:10: extensions.1001.endpont: unknown key (did you mean endpoint?)
-testdata/invalid-unknown-key.yaml:11: extensions.1001.colour: unknown key (expected endpoint, display_name, domain, listen, http_user, http_pass, http_scheme, allow, action_url, auto_answer_headers, settings)`,
+testdata/invalid-unknown-key.yaml:11: extensions.1001.colour: unknown key (expected endpoint, display_name, domain, listen, http_user, http_pass, http_scheme, allow, action_url, auto_answer_headers, settings, node)`,
 }
 
 func TestInvalidFiles(t *testing.T) {
@@ -573,7 +573,7 @@ func TestProblems(t *testing.T) {
 		{"non-string key", base + "extensions:\n  [a]: {}\n", []string{
 			"test.yaml:3: extensions: keys must be plain strings, not a list"}},
 		{"dotted extension name quoted in path", base + "extensions:\n  a.b: {bogus: 1}\n", []string{
-			`test.yaml:3: extensions."a.b".bogus: unknown key (expected endpoint, display_name, domain, listen, http_user, http_pass, http_scheme, allow, action_url, auto_answer_headers, settings)`}},
+			`test.yaml:3: extensions."a.b".bogus: unknown key (expected endpoint, display_name, domain, listen, http_user, http_pass, http_scheme, allow, action_url, auto_answer_headers, settings, node)`}},
 		{"merge of a scalar", base + "defaults:\n  <<: 3\n", []string{
 			`test.yaml:3: defaults."<<": can only merge mappings, not "3"`}},
 		{"state file relative", base + "state_file: s.json\n", nil},

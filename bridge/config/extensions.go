@@ -12,12 +12,12 @@ import (
 
 var (
 	extensionKeys = []string{"endpoint", "display_name", "domain", "listen", "http_user", "http_pass",
-		"http_scheme", "allow", "action_url", "auto_answer_headers", "settings"}
+		"http_scheme", "allow", "action_url", "auto_answer_headers", "settings", "node"}
 	defaultsKeys = []string{"domain", "action_url", "auto_answer_headers", "http_scheme", "http_pass",
 		"allow", "settings"}
 	actionURLKeys = []string{"timeout", "retries", "tls"}
 	// perExtension are extension keys that make no sense as a default.
-	perExtension = []string{"endpoint", "display_name", "listen", "http_user"}
+	perExtension = []string{"endpoint", "display_name", "listen", "http_user", "node"}
 )
 
 // extRaw is an extension or the defaults block as written, each field with
@@ -31,6 +31,7 @@ type extRaw struct {
 	tls                                   tlsRaw
 	headers                               opt[[]string]
 	settings                              map[string]string
+	node                                  opt[string]
 }
 
 // extFields decodes one extension (or defaults) and checks every field on
@@ -56,6 +57,7 @@ func (d *decoder) extFields(e entry, path string, known []string) extRaw {
 	if r.endpoint.set && (hasControl(r.endpoint.v) || strings.ContainsAny(r.endpoint.v, " \t")) {
 		d.add(r.endpoint.line, p("endpoint"), "must not contain spaces or control characters (got %q)", r.endpoint.v)
 	}
+	r.node = d.str(f["node"], p("node"))
 	r.displayName = d.str(f["display_name"], p("display_name"))
 	if r.displayName.set && hasControl(r.displayName.v) {
 		d.add(r.displayName.line, p("display_name"), "must not contain control characters")
@@ -281,6 +283,7 @@ func (d *decoder) extensions(e entry, pbxType string, def extRaw, ls []namedList
 
 		x.ActionURL.TLS = d.checkTLS(r.tls, path, xe.line)
 		d.checkEndpoint(&x, r.endpoint, pbxType, path)
+		d.checkNode(&x, r.node, pbxType, path)
 		d.checkAuth(&x, r, path)
 
 		if x.HTTPUser != "" {

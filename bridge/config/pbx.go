@@ -11,7 +11,7 @@ import (
 var (
 	pbxKeys = []string{"type", "ari", "esl", "sim"}
 	ariKeys = []string{"url", "username", "password", "password_file", "application", "context"}
-	eslKeys = []string{"address", "password", "password_file", "context", "phone_events"}
+	eslKeys = []string{"address", "password", "password_file", "context", "phone_events", "nodes"}
 	simKeys = []string{"answer_after"}
 )
 
@@ -89,7 +89,9 @@ func (d *decoder) esl(e entry, selected bool) ESL {
 	f := d.fields(e.val, path, e.line, eslKeys)
 	addr := d.str(f["address"], path+".address")
 	ctx := d.str(f["context"], path+".context")
-	pass := d.password(f, path, e.line, selected)
+	ne, cluster := f["nodes"]
+	// In a cluster pbx.esl's password is the nodes' default, not required.
+	pass := d.secret(f, path, e.line, selected, selected && !cluster)
 	pe := d.str(f["phone_events"], path+".phone_events")
 	s := ESL{Address: addr.v, Password: pass, Context: ctx.v, PhoneEvents: "auto"}
 	if pe.set {
@@ -100,10 +102,18 @@ func (d *decoder) esl(e entry, selected bool) ESL {
 			d.add(pe.line, path+".phone_events", "must be auto, always or never (got %q)", pe.v)
 		}
 	}
+	if cluster {
+		s.Nodes = d.eslNodes(ne, path+".nodes", pass, selected)
+		if addr.set {
+			d.add(addr.line, path+".address", "give address or nodes, not both (nodes is at line %d)", ne.line)
+		}
+		s.Address, s.Password = "", ""
+		return s
+	}
 	if !selected {
 		return s
 	}
-	d.require(addr, e.line, path+".address", "such as 127.0.0.1:8021")
+	d.require(addr, e.line, path+".address", "such as 127.0.0.1:8021 (or nodes: for a cluster)")
 	if addr.set {
 		if msg := checkHostPort(addr.v); msg != "" {
 			d.add(addr.line, path+".address", "%s", msg)
@@ -160,6 +170,12 @@ func (d *decoder) require(o opt[string], sectionLine int, path, hint string) {
 // for the selected PBX, so a laptop without the secret can still check a
 // config that merely mentions it).
 func (d *decoder) password(f map[string]entry, path string, sectionLine int, selected bool) string {
+	return d.secret(f, path, sectionLine, selected, selected)
+}
+
+// secret is password with reading the file (read) and requiring a value
+// (required) decided apart.
+func (d *decoder) secret(f map[string]entry, path string, sectionLine int, read, required bool) string {
 	pe, hasPass := f["password"]
 	fe := f["password_file"]
 	pass := d.str(pe, path+".password")
@@ -169,7 +185,7 @@ func (d *decoder) password(f map[string]entry, path string, sectionLine int, sel
 		return ""
 	}
 	if file.set {
-		if !selected {
+		if !read {
 			return ""
 		}
 		s, err := readSecret(d.resolvePath(file.v))
@@ -179,7 +195,7 @@ func (d *decoder) password(f map[string]entry, path string, sectionLine int, sel
 		}
 		return s
 	}
-	if selected && !pass.set {
+	if required && !pass.set {
 		line := sectionLine
 		if hasPass {
 			line = pe.line

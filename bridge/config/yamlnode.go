@@ -30,6 +30,8 @@ type decoder struct {
 	// keyPairs: action URL client certificates already loaded (cert, key) →
 	// problem or "", so 10,000 extensions sharing one load it once.
 	keyPairs map[[2]string]string
+	// nodes: the selected PBX's cluster nodes (name → line), nil for none.
+	nodes map[string]int
 }
 
 func newDecoder(path string) *decoder {
