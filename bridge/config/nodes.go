@@ -1,11 +1,6 @@
 package config
 
-import (
-	"cmp"
-	"maps"
-	"slices"
-	"strings"
-)
+import "strings"
 
 var eslNodeKeys = []string{"name", "address", "password", "password_file"}
 
@@ -67,7 +62,7 @@ func (d *decoder) eslNodes(e entry, path, defPass string, selected bool) []ESLNo
 		out = append(out, n)
 	}
 	if selected {
-		d.nodes = names
+		d.nodes, d.nodeList = names, out
 	}
 	return out
 }
@@ -99,7 +94,7 @@ func (d *decoder) checkNode(x *Extension, o opt[string], pbxType, path string) {
 		d.add(o.line, key, "pins an extension to a node of a cluster, but pbx.esl lists no nodes")
 	case pbxType == TypeESL:
 		if _, ok := d.nodes[o.v]; !ok {
-			d.add(o.line, key, "no node %q in pbx.esl.nodes (%s)", o.v, nodeList(d.nodes))
+			d.add(o.line, key, "no node %q in pbx.esl.nodes (%s)", o.v, nodeList(d.nodeList))
 			return
 		}
 		x.Node = o.v
@@ -111,11 +106,15 @@ func (d *decoder) checkNode(x *Extension, o opt[string], pbxType, path string) {
 }
 
 // nodeList names the nodes in the order of the file.
-func nodeList(nodes map[string]int) string {
-	names := slices.Collect(maps.Keys(nodes))
+func nodeList(nodes []ESLNode) string {
+	var names []string
+	for _, n := range nodes {
+		if n.Name != "" {
+			names = append(names, n.Name)
+		}
+	}
 	if len(names) == 0 {
 		return "none"
 	}
-	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(nodes[a], nodes[b]) })
 	return "has " + strings.Join(names, ", ")
 }

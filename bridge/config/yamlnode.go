@@ -31,7 +31,8 @@ type decoder struct {
 	// problem or "", so 10,000 extensions sharing one load it once.
 	keyPairs map[[2]string]string
 	// nodes: the selected PBX's cluster nodes (name → line), nil for none.
-	nodes map[string]int
+	nodes    map[string]int
+	nodeList []ESLNode
 }
 
 func newDecoder(path string) *decoder {
