@@ -307,7 +307,7 @@ func stress(ctx context.Context, o stressOptions) (*stressResult, error) {
 			return nil, fmt.Errorf("the PBX already has %d channels and %d bridges of extensions %v (another test running? -clear-first hangs them up): %s",
 				len(chans), len(bridges), all, strings.Join(slices.Concat(chans, bridges), "; "))
 		}
-		if _, err := p.Clear(ctx, all); err != nil {
+		if _, err := p.Clear(ctx, all, true); err != nil {
 			return nil, err
 		}
 	}
@@ -410,7 +410,7 @@ func stress(ctx context.Context, o stressOptions) (*stressResult, error) {
 		}
 	}
 	if len(r.res.LeftChannels)+len(r.res.LeftBridges) > 0 {
-		if n, err := p.Clear(after, all); err != nil {
+		if n, err := p.Clear(after, all, true); err != nil {
 			r.printf("# clearing what was left: %v\n", err)
 		} else {
 			r.printf("# hung up the %d channels left on the PBX\n", n)

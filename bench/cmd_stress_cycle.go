@@ -429,7 +429,7 @@ func (l *stressLoop) recover(c *cycle) string {
 	for _, sp := range l.own() {
 		sp.hangupAll(ctx)
 	}
-	if n, err := l.run.p.Clear(ctx, exts); err != nil || n > 0 {
+	if n, err := l.run.p.Clear(ctx, exts, false); err != nil || n > 0 {
 		notes = append(notes, fmt.Sprintf("hung up %d channels of %v on the PBX (%v)", n, exts, err))
 		l.run.cleaned(n)
 	}

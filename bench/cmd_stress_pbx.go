@@ -38,9 +38,12 @@ type stressPBX interface {
 	// Left lists the PBX's channels and bridges that belong to exts, and
 	// counts the others.
 	Left(ctx context.Context, exts []string) (chans, bridges []string, others int, err error)
-	// Clear hangs up the channels (and removes the bridges) of exts and
-	// says how many there were.
-	Clear(ctx context.Context, exts []string) (int, error)
+	// Clear hangs up the channels of exts, removes the bridges that hold
+	// them and says how many channels there were. whole says no loop is
+	// running (before and after the run): then every bridge of the
+	// bridge's application goes too. A failed loop must not remove them:
+	// they carry the other loops' live calls.
+	Clear(ctx context.Context, exts []string, whole bool) (int, error)
 }
 
 // pbxTimeout bounds every request the bench sends the PBX itself.
@@ -141,7 +144,7 @@ type ariBridge struct {
 	Channels []string `json:"channels"`
 }
 
-func (a *ariStress) ours(ctx context.Context, exts []string) (chans []ariChannel, bridges []ariBridge, others int, err error) {
+func (a *ariStress) ours(ctx context.Context, exts []string, whole bool) (chans []ariChannel, bridges []ariBridge, others int, err error) {
 	var all []ariChannel
 	var allB []ariBridge
 	if err = a.do(ctx, http.MethodGet, "/channels", nil, &all); err != nil {
@@ -161,8 +164,10 @@ func (a *ariStress) ours(ctx context.Context, exts []string) (chans []ariChannel
 	}
 	for _, b := range allB {
 		// The bridge's own bridges are created by its Stasis application;
-		// an empty one is left over by it too.
-		mine := b.Creator == a.app || b.Creator == "Stasis" && len(b.Channels) == 0
+		// an empty one is left over by it too. While loops run, those of
+		// other loops are live calls: only the ones holding exts' channels
+		// are ours.
+		mine := whole && (b.Creator == a.app || b.Creator == "Stasis" && len(b.Channels) == 0)
 		for _, id := range b.Channels {
 			mine = mine || ids[id]
 		}
@@ -176,7 +181,7 @@ func (a *ariStress) ours(ctx context.Context, exts []string) (chans []ariChannel
 }
 
 func (a *ariStress) Left(ctx context.Context, exts []string) (chans, bridges []string, others int, err error) {
-	cs, bs, others, err := a.ours(ctx, exts)
+	cs, bs, others, err := a.ours(ctx, exts, true)
 	for _, c := range cs {
 		chans = append(chans, fmt.Sprintf("%s %s (%s) caller %s at %s,%s", c.ID, c.Name, c.State, c.Caller.Number,
 			c.Dialplan.Context, c.Dialplan.Exten))
@@ -187,8 +192,8 @@ func (a *ariStress) Left(ctx context.Context, exts []string) (chans, bridges []s
 	return chans, bridges, others, err
 }
 
-func (a *ariStress) Clear(ctx context.Context, exts []string) (int, error) {
-	cs, bs, _, err := a.ours(ctx, exts)
+func (a *ariStress) Clear(ctx context.Context, exts []string, whole bool) (int, error) {
+	cs, bs, _, err := a.ours(ctx, exts, whole)
 	if err != nil {
 		return 0, err
 	}
@@ -343,7 +348,7 @@ func (f *eslStress) Left(ctx context.Context, exts []string) (chans, bridges []s
 	return chans, nil, others, err
 }
 
-func (f *eslStress) Clear(ctx context.Context, exts []string) (int, error) {
+func (f *eslStress) Clear(ctx context.Context, exts []string, _ bool) (int, error) {
 	cs, _, err := f.ours(ctx, exts)
 	if err != nil {
 		return 0, err
