@@ -259,17 +259,12 @@ func (a *Adapter) spawnConnect(c *call, bID string) {
 			// would give the caller its own number as connected line.
 			_ = a.rest(ctx, func(cl ari.Client) error { return cl.Channel().SetVariable(chanKey(bID), "CALLERID(all)", id) })
 		}
-		for _, o := range others {
-			a.mu.Lock()
-			och := a.chans[o]
-			skip := och == nil || och.state == "Up" || och.released
-			a.mu.Unlock()
-			if !skip {
-				if err := a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Answer(chanKey(o)) }); err != nil && httpStatus(err) != 404 {
-					return fmt.Errorf("answer %s: %w", o, err)
-				}
-			}
-		}
+		// Bridge first, answer then: joining the bridge gives the waiting
+		// side the answered party's identity (connected line). Still
+		// ringing, it gets it in the 200 OK; answered, chan_pjsip sends it
+		// in a re-INVITE right behind the 200 OK, which a phone that has
+		// not yet processed that 200 OK answers 481, and Asterisk hangs
+		// the call up (seen under load with the test phones, issue 15).
 		a.mu.Lock()
 		// A transfer may have bridged it already while it rang.
 		inBridge := a.chans[bID] != nil && a.chans[bID].bridge == bridge
@@ -280,6 +275,17 @@ func (a *Adapter) spawnConnect(c *call, bID string) {
 				// two-party rule ends the call cleanly.
 				_ = a.rest(context.WithoutCancel(ctx), func(cl ari.Client) error { return cl.Channel().Hangup(chanKey(bID), "congestion") })
 				return fmt.Errorf("bridge %s: %w", bID, err)
+			}
+		}
+		for _, o := range others {
+			a.mu.Lock()
+			och := a.chans[o]
+			skip := och == nil || och.state == "Up" || och.released
+			a.mu.Unlock()
+			if !skip {
+				if err := a.rest(ctx, func(cl ari.Client) error { return cl.Channel().Answer(chanKey(o)) }); err != nil && httpStatus(err) != 404 {
+					return fmt.Errorf("answer %s: %w", o, err)
+				}
 			}
 		}
 		a.mu.Lock()

@@ -115,6 +115,9 @@ type Server struct {
 	lateStasis, lateHangup bool         // late.go
 	capture                *lateCapture // the current request's late events
 	late                   []string     // frames waiting for FlushLate
+
+	slowPhones   bool            // colp.go
+	justAnswered map[string]bool // colp.go: channels answered over ARI, not yet updated
 }
 
 type wsConn struct {
@@ -945,6 +948,7 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		if c.State != "Up" {
 			c.State = "Up"
 			s.emitIf("ChannelStateChange", c, nil)
+			s.answeredByApp(c)
 		}
 		s.ringAllAnswered(c)
 	case "continue POST":
@@ -1104,6 +1108,7 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 			b.Channels = append(b.Channels, c.ID)
 			s.event("ChannelEnteredBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 		}
+		s.joined(b, cs)
 		return 204, nil
 	case "removeChannel POST":
 		cs, status, body := s.stasisChannels(p["channel"])
