@@ -60,11 +60,24 @@ func (s *switchboard) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-s.events:
+			if ownHold(ev) {
+				continue
+			}
 			s.apply(ev)
 		case op := <-s.ops:
 			op()
 		}
 	}
+}
+
+// ownHold says ev is the adapter's report of a hold or retrieve the bridge
+// did: the outcome of the core's own command, which the core applied when
+// the command returned. The report may reach this goroutine after the next
+// command's outcome (a CTI application sends RetrieveCall as soon as
+// HoldCall returned) and would then undo it: "hold" again on a connection
+// that talks.
+func ownHold(ev pbx.Event) bool {
+	return (ev.Kind == pbx.EventHeld || ev.Kind == pbx.EventRetrieved) && !ev.ByPhone
 }
 
 // do runs f on the owner goroutine and waits for it.

@@ -12,7 +12,9 @@
 //   - A command returns nil only when its effect has happened on the PBX (or
 //     the PBX has accepted it and will carry it out). The core then applies
 //     the resulting state itself, so a confirming event that arrives later is
-//     harmless: the core ignores events that do not change a call's state.
+//     harmless: the core ignores events that do not change a call's state,
+//     and EventHeld/EventRetrieved without ByPhone (the bridge's own hold,
+//     which a late report could otherwise undo after the next command).
 //   - When a command returns nil, the adapter's own view of the connection is
 //     already the resulting state, so the next command on that connection —
 //     even one sent the same millisecond — is judged on that state: an Answer

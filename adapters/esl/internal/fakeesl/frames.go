@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,29 +128,21 @@ func (e Event) Name() string {
 // With returns a copy with a header set (added when missing); value is
 // given decoded and encoded like FreeSWITCH does.
 func (e Event) With(name, value string) Event {
-	c := Event{Headers: append(make([]Header, 0, len(e.Headers)+1), e.Headers...), Body: e.Body}
-	c.Set(name, value)
-	return c
-}
-
-// Set sets a header in place (added when missing), as With does without
-// copying the event: the fakes build every event header by header, and a
-// copy per header made them slow enough under -race to delay the replies
-// of the command connection.
-func (e *Event) Set(name, value string) {
+	c := Event{Headers: append([]Header(nil), e.Headers...), Body: e.Body}
 	enc := url.PathEscape(value)
-	for i, h := range e.Headers {
+	for i, h := range c.Headers {
 		if strings.EqualFold(h.Name, name) {
-			e.Headers[i].Value = enc
-			return
+			c.Headers[i].Value = enc
+			return c
 		}
 	}
 	// Before the inner Content-Length, which must stay last.
-	at := len(e.Headers)
-	if at > 0 && strings.EqualFold(e.Headers[at-1].Name, "Content-Length") {
+	at := len(c.Headers)
+	if at > 0 && strings.EqualFold(c.Headers[at-1].Name, "Content-Length") {
 		at--
 	}
-	e.Headers = slices.Insert(e.Headers, at, Header{name, enc})
+	c.Headers = append(c.Headers[:at], append([]Header{{name, enc}}, c.Headers[at:]...)...)
+	return c
 }
 
 // Bytes renders the event as the body of a text/event-plain frame.

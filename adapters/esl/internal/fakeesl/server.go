@@ -372,17 +372,15 @@ func (s *Server) serve(c *conn, greeting string) {
 				continue
 			}
 			id := uuid()
+			job := s.jobEvent(id, cmd, rep.Body)
 			s.Emit(rep.Before...)
 			if rep.Then != nil {
 				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 				rep.Then(id)
 				continue
 			}
-			// The job's Event-Sequence is taken only when it is sent: one
-			// never sent would leave a gap in the sequence, which holds an
-			// adapter's events back for its whole reorder window.
 			if rep.JobFirst {
-				s.Emit(s.jobEvent(id, cmd, rep.Body))
+				s.Emit(job)
 				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 				s.Emit(rep.After...)
 				continue
@@ -390,7 +388,7 @@ func (s *Server) serve(c *conn, greeting string) {
 			c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 			go func() {
 				if s.sleep(rep.Delay) {
-					s.Emit(s.jobEvent(id, cmd, rep.Body))
+					s.Emit(job)
 					if s.sleep(rep.AfterDelay) {
 						s.Emit(rep.After...)
 					}

@@ -205,9 +205,7 @@ func (f *FS) originate(args string) fakeesl.Reply {
 	return fakeesl.Reply{Body: "+OK\n", Then: func(job string) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		// JobEvent numbers the event itself (f.emit would number it twice
-		// and leave a gap in the sequence).
-		report := func(body string) { f.srv.Emit(f.srv.JobEvent(job, cmd, body)) }
+		report := func(body string) { f.emit(f.srv.JobEvent(job, cmd, body)) }
 		if f.closed {
 			return
 		}
