@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // memSnapshot is the process's memory as the kernel and the Go runtime see
@@ -67,4 +68,31 @@ func procStatus() (rss, hwm uint64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
+}
+
+// cpuTime is the CPU time this process has used so far, user and system,
+// from /proc/self/stat (Linux; ok false elsewhere). Its resolution is the
+// kernel's clock tick, 10 ms.
+func cpuTime() (d time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// count fields from after its closing parenthesis.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseUint(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on every Linux
+	return time.Duration(utime+stime) * tick, true
 }

@@ -171,7 +171,10 @@ func (a *Adapter) connect(ctx context.Context) (*session, error) {
 				a.log.Debug("esl event", "event", ce.Name, "seq", ce.Seq, "job", ce.JobUUID, "result", shorten(ce.Body))
 			}
 			a.jobs.complete(ce.JobUUID, ce.Body)
-		case "HEARTBEAT", "":
+			s.rx.pass(ce.Seq)
+		case "HEARTBEAT":
+			s.rx.pass(ce.Seq)
+		case "":
 		default:
 			s.rx.push(ce)
 		}
@@ -208,13 +211,18 @@ func (a *Adapter) serve(s *session) (bool, error) {
 		s.fail(fmt.Errorf("resync: %w", err))
 		return false, context.Cause(s.ctx)
 	}
+	// Events that arrived during the listing wait in the reorderer and are
+	// applied on top of the snapshot; the state machine ignores repeats.
+	// The core hears of the calls (EventSync) before it hears that the
+	// link is up: it reports itself ready on the link, and a request sent
+	// the moment it is ready must find the calls taken over (issue 19: a
+	// HoldCall right after a restart got "no call" when the core took the
+	// request between the link and the sync).
+	a.state.applySync(dumps)
 	a.sess.Store(s)
 	defer a.sess.Store(nil)
 	a.log.Info("connected to FreeSWITCH", "addr", a.opts.Address)
 	a.out.push(pbx.Event{Kind: pbx.EventLink, Up: true})
-	// Events that arrived during the listing wait in the reorderer and are
-	// applied on top of the snapshot; the state machine ignores repeats.
-	a.state.applySync(dumps)
 	a.hangUpDoomed(s)
 
 	// The recheck lists the channels again in the background, so events

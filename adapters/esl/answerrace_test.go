@@ -13,8 +13,8 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 )
 
-// modelLag is how late callModel reports what a command did: beyond the
-// adapter's reorder window in the tests (15 ms), as on a loaded FreeSWITCH.
+// modelLag is how late callModel reports what a command did, as a loaded
+// FreeSWITCH does.
 const modelLag = 30 * time.Millisecond
 
 // startModel runs an adapter against a callModel, with extra extensions
@@ -27,8 +27,14 @@ func startModel(t *testing.T, extra int) (*harness, *callModel, *router) {
 		m = newCallModel(t, srv, modelLag)
 		// Ten extensions share one command connection on a loaded test
 		// machine (and -race): the short test timeouts would end the
-		// session, or take hold music as missing, for slowness alone.
-		o.CommandTimeout, o.ConfirmTimeout, o.HoldMusicWait = 3*time.Second, 3*time.Second, 3*time.Second
+		// session, take an answer or hold as not confirmed, or hold music
+		// as missing, for slowness alone. The model confirms everything,
+		// so every wait ends on its signal; the bounds only catch a hang.
+		o.CommandTimeout, o.ConfirmTimeout, o.HoldMusicWait = slowWait, slowWait, slowWait
+		// The model's events are numbered without gaps, so the adapter
+		// passes each on as soon as the one before it came; the window
+		// only holds an event whose predecessor a loaded machine delays.
+		o.ReorderWindow = reorderSlack
 	})
 	exts := append([]pbx.Extension(nil), testExts...)
 	for i := range extra {
@@ -79,7 +85,7 @@ func (r *router) ch(ext string) chan pbx.Event {
 // until reads ext's events until one satisfies done; it returns them all.
 func (r *router) until(ext string, done func(pbx.Event) bool) ([]pbx.Event, error) {
 	var got []pbx.Event
-	deadline := time.NewTimer(waitFor)
+	deadline := time.NewTimer(slowWait)
 	defer deadline.Stop()
 	for {
 		select {
@@ -89,7 +95,7 @@ func (r *router) until(ext string, done func(pbx.Event) bool) ([]pbx.Event, erro
 				return got, nil
 			}
 		case <-deadline.C:
-			return got, fmt.Errorf("%s: waited %v; events so far %s", ext, waitFor, kinds(got))
+			return got, fmt.Errorf("%s: waited %v; events so far %s", ext, slowWait, kinds(got))
 		}
 	}
 }
@@ -107,7 +113,7 @@ func kinds(evs []pbx.Event) string {
 // as soon as the previous one returned. The extension must see one
 // connection only, with the events of exactly these steps.
 func cycle(h *harness, m *callModel, r *router, ext, callerNum string, loop bool) error {
-	ctx, cancel := context.WithTimeout(h.ctx, waitFor)
+	ctx, cancel := context.WithTimeout(h.ctx, slowWait)
 	defer cancel()
 	phone, _ := m.ring(ext, callerNum, loop)
 	c := ref(ext, phone)

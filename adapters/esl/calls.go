@@ -653,9 +653,15 @@ func (s *callState) end(l *leg, ev chEvent) {
 		return
 	}
 	l.ended = true
+	// The auto-answer call of an answer swap stands for the connection
+	// only once the swap has moved the connection to it. FreeSWITCH
+	// reports the end of one the device did not answer before the
+	// originate's result (which makes answerBySwap drop it): that end is
+	// no end of the ringing call.
+	standIn := l.swapLeg && s.refs[l.ref()] != l.uuid
 	s.forget(l)
 	s.notify(l.uuid, sigGone)
-	if l.swapped || l.orphan && !l.answered {
+	if l.swapped || l.orphan && !l.answered || standIn {
 		return // it never stood for a connection the core knows
 	}
 	cause := hangupCause(l, ev.Cause)

@@ -17,6 +17,17 @@ import (
 
 const waitFor = 5 * time.Second
 
+// slowWait bounds the waits of tests that run many calls at once: on a
+// loaded CI machine (2 cores, every package's tests at once, -race) they
+// take far longer than usual, and the bound only has to catch a hang.
+const slowWait = 2 * time.Minute
+
+// reorderSlack is the reorder window of tests whose events must reach the
+// state machine in order although a loaded machine runs eslgo's
+// per-event goroutines late: a fake that numbers its events without gaps
+// costs nothing for it (see reorderer), replayed captures one window.
+const reorderSlack = time.Second
+
 // testLogger sends the adapter's log to the test log.
 type testWriter struct {
 	mu sync.Mutex
@@ -52,8 +63,11 @@ var testExts = []pbx.Extension{
 func testOptions(addr string) Options {
 	return Options{
 		Address: addr, Password: "ClueCon", Context: "default",
-		CommandTimeout: 400 * time.Millisecond,
-		PingInterval:   100 * time.Millisecond,
+		// Tests of what a slow or silent FreeSWITCH does set a short
+		// CommandTimeout (and PingInterval) themselves; elsewhere a
+		// reply slowed by a loaded machine must not end the session.
+		CommandTimeout: 3 * time.Second,
+		PingInterval:   time.Hour,
 		MinBackoff:     5 * time.Millisecond,
 		MaxBackoff:     40 * time.Millisecond,
 		ReorderWindow:  15 * time.Millisecond,
@@ -103,11 +117,16 @@ func start(t *testing.T, mod func(*Options, *fakeesl.Server)) *harness {
 	return h
 }
 
-// up waits for Link up and the Sync that follows it.
+// up waits for the Sync of a connect and the Link up that follows it
+// (the core is told of the calls before it is told that it may take
+// requests), and returns the Sync.
 func (h *harness) up() pbx.Event {
 	h.t.Helper()
-	h.want(pbx.EventLink, func(e pbx.Event) bool { return e.Up })
-	return h.want(pbx.EventSync, nil)
+	sync := h.want(pbx.EventSync, nil)
+	if e := h.next(); e.Kind != pbx.EventLink || !e.Up {
+		h.t.Fatalf("after the sync: %v (up=%v), want the link up", e.Kind, e.Up)
+	}
+	return sync
 }
 
 // next returns the next event.

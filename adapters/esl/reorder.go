@@ -13,6 +13,15 @@ import (
 // held events are released by Event-Sequence (a global counter of the
 // FreeSWITCH core). Filtered subscriptions leave gaps in the sequence, so a
 // gap cannot be waited for; the window bounds how long we wait instead.
+// An event that directly follows the last one released (its sequence is
+// one more) cannot have an earlier one still on its way, so it is released
+// at once; events the adapter does not reorder (BACKGROUND_JOB, HEARTBEAT)
+// pass through as markers of their sequence numbers, so that they leave no
+// gap.
+// firstWindow bounds the window of a session's first events, which have
+// no predecessor to be released after.
+const firstWindow = 40 * time.Millisecond
+
 type reorderer struct {
 	window time.Duration
 	now    func() time.Time
@@ -20,6 +29,7 @@ type reorderer struct {
 	mu      sync.Mutex
 	held    eventHeap
 	arrival uint64 // tie-breaker for events without Event-Sequence
+	last    uint64 // Event-Sequence of the last event released, 0 before the first
 	wake    chan struct{}
 }
 
@@ -27,6 +37,7 @@ type heldEvent struct {
 	ev      chEvent
 	due     time.Time
 	arrival uint64
+	marker  bool // only its sequence number counts; it is not delivered
 }
 
 type eventHeap []heldEvent
@@ -52,10 +63,20 @@ func newReorderer(window time.Duration) *reorderer {
 }
 
 // push never blocks: it is called from eslgo's listener goroutines.
-func (r *reorderer) push(ev chEvent) {
+func (r *reorderer) push(ev chEvent) { r.hold(heldEvent{ev: ev}) }
+
+// pass notes the sequence number of an event that is not reordered.
+func (r *reorderer) pass(seq uint64) {
+	if seq != 0 {
+		r.hold(heldEvent{ev: chEvent{Seq: seq}, marker: true})
+	}
+}
+
+func (r *reorderer) hold(e heldEvent) {
 	r.mu.Lock()
 	r.arrival++
-	heap.Push(&r.held, heldEvent{ev: ev, due: r.now().Add(r.window), arrival: r.arrival})
+	e.due, e.arrival = r.now().Add(r.window), r.arrival
+	heap.Push(&r.held, e)
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -73,11 +94,26 @@ func (r *reorderer) run(ctx context.Context, out chan<- chEvent) {
 		r.mu.Lock()
 		now := r.now()
 		for r.held.Len() > 0 {
-			if wait := r.held[0].due.Sub(now); wait > 0 {
+			head := r.held[0]
+			follows := r.last != 0 && head.ev.Seq == r.last+1
+			wait := head.due.Sub(now)
+			if r.last == 0 {
+				// Nothing released yet: no sequence number to follow, so a
+				// long window would hold the first events back for all of
+				// it.
+				wait -= r.window - min(r.window, firstWindow)
+			}
+			if wait > 0 && !follows {
 				next = wait
 				break
 			}
-			ready = append(ready, heap.Pop(&r.held).(heldEvent).ev)
+			heap.Pop(&r.held)
+			if head.ev.Seq > r.last {
+				r.last = head.ev.Seq
+			}
+			if !head.marker {
+				ready = append(ready, head.ev)
+			}
 		}
 		r.mu.Unlock()
 		for _, ev := range ready {

@@ -57,7 +57,9 @@ func TestDropNoticedWithoutProbe(t *testing.T) {
 
 // A FreeSWITCH that stops answering (hung, or packets silently dropped).
 func TestHungServerReconnects(t *testing.T) {
-	h := start(t, nil)
+	h := start(t, func(o *Options, _ *fakeesl.Server) {
+		o.PingInterval, o.CommandTimeout = 100*time.Millisecond, 400*time.Millisecond
+	})
 	h.up()
 	h.srv.Mute(true)
 	h.want(pbx.EventLink, isDown)
@@ -136,7 +138,7 @@ func TestUnreachableAddress(t *testing.T) {
 // the next command's reply; the adapter restarts the session instead, and
 // the next command gets its own answer.
 func TestLateReplyRestartsSession(t *testing.T) {
-	h, sc := startScripted(t, nil)
+	h, sc := startScripted(t, func(o *Options) { o.CommandTimeout = 400 * time.Millisecond })
 	h.connectedCall()
 	sc.on("uuid_kill", func(string) fakeesl.Reply {
 		return fakeesl.Reply{Body: "+OK late\n", Delay: 700 * time.Millisecond}

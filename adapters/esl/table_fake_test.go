@@ -41,7 +41,10 @@ func TestTableFakeFreeSWITCH(t *testing.T) {
 		Wait:   waitFor,
 		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 			return New(Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password, Context: cfg.PBX.ESL.Context,
-				Logger: log, CommandTimeout: 3 * time.Second,
+				Logger: log, CommandTimeout: 10 * time.Second, ReorderWindow: reorderSlack,
+				// A loaded CI machine may delay a confirmation; the fake
+				// always sends one, so only a hang waits this long.
+				ConfirmTimeout: 10 * time.Second,
 				// The auto-answer call of the "phone ignores auto-answer"
 				// row gives up after originate_timeout=1.
 				AnswerTimeout: time.Second,

@@ -87,6 +87,26 @@ func TestResyncWaitsForChannelsListedLate(t *testing.T) {
 	noNewCalls(t, x.h.flush())
 }
 
+// Issue 19: the core reports itself ready on the link and takes the next
+// request at once; a HoldCall sent the moment a restarted bridge was
+// ready got "no call -N" when the core took it between the link and the
+// sync. The sync with the taken-over call comes first, then the link.
+func TestSyncBeforeLinkUp(t *testing.T) {
+	x := startAfterCall(t, true, nil)
+	first := x.h.next()
+	if first.Kind != pbx.EventSync {
+		t.Fatalf("first event after connecting: %v (up=%v), want the sync", first.Kind, first.Up)
+	}
+	wantSynced(t, first, x)
+	if e := x.h.next(); e.Kind != pbx.EventLink || !e.Up {
+		t.Fatalf("after the sync: %v (up=%v), want the link up", e.Kind, e.Up)
+	}
+	// The call is workable the moment the link is reported.
+	if err := x.h.a.Hold(ctxT(t), ref("1002", x.b)); err != nil {
+		t.Errorf("Hold right after the link came up: %v", err)
+	}
+}
+
 // Issue 19: the listing lags longer than the resync waits; the recheck
 // finds the call. It carries csta_ids, so it is taken over silently: an
 // EventSync lists it, never Offered/Originated/Connected.

@@ -151,10 +151,12 @@ func TestReordererSortsWithinWindow(t *testing.T) {
 	out := make(chan chEvent, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go r.run(ctx, out)
+	// All held before the reorderer runs: a loaded machine may run this
+	// goroutine late between two pushes.
 	for _, seq := range []uint64{5, 3, 9, 4} {
 		r.push(chEvent{Seq: seq})
 	}
+	go r.run(ctx, out)
 	var got []uint64
 	for range 4 {
 		select {
@@ -166,6 +168,50 @@ func TestReordererSortsWithinWindow(t *testing.T) {
 	}
 	if want := []uint64{3, 4, 5, 9}; !slicesEqual(got, want) {
 		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+// An event that follows the last one released is passed on at once; one
+// after a gap waits for the events before it (or the window), and events
+// the adapter does not reorder (BACKGROUND_JOB) close their gap.
+func TestReordererReleasesFollowersAtOnce(t *testing.T) {
+	r := newReorderer(time.Hour) // only a sequence can release an event
+	out := make(chan chEvent, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.run(ctx, out)
+	next := func() uint64 {
+		t.Helper()
+		select {
+		case e := <-out:
+			return e.Seq
+		case <-time.After(waitFor):
+			t.Fatal("reorderer stalled")
+			return 0
+		}
+	}
+	r.push(chEvent{Seq: 10}) // the first: released after firstWindow
+	if got := next(); got != 10 {
+		t.Fatalf("first event %d, want 10", got)
+	}
+	r.push(chEvent{Seq: 12})
+	r.push(chEvent{Seq: 14})
+	r.push(chEvent{Seq: 11})
+	var got []uint64
+	for range 2 {
+		got = append(got, next())
+	}
+	if want := []uint64{11, 12}; !slicesEqual(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	select {
+	case e := <-out:
+		t.Fatalf("event %d released across the gap at 13", e.Seq)
+	default:
+	}
+	r.pass(13) // a BACKGROUND_JOB
+	if got := next(); got != 14 {
+		t.Fatalf("after the marker: %d, want 14", got)
 	}
 }
 

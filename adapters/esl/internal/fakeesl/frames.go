@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -128,21 +129,29 @@ func (e Event) Name() string {
 // With returns a copy with a header set (added when missing); value is
 // given decoded and encoded like FreeSWITCH does.
 func (e Event) With(name, value string) Event {
-	c := Event{Headers: append([]Header(nil), e.Headers...), Body: e.Body}
+	c := Event{Headers: append(make([]Header, 0, len(e.Headers)+1), e.Headers...), Body: e.Body}
+	c.Set(name, value)
+	return c
+}
+
+// Set sets a header in place (added when missing), as With does without
+// copying the event: the fakes build every event header by header, and a
+// copy per header made them slow enough under -race to delay the replies
+// of the command connection.
+func (e *Event) Set(name, value string) {
 	enc := url.PathEscape(value)
-	for i, h := range c.Headers {
+	for i, h := range e.Headers {
 		if strings.EqualFold(h.Name, name) {
-			c.Headers[i].Value = enc
-			return c
+			e.Headers[i].Value = enc
+			return
 		}
 	}
 	// Before the inner Content-Length, which must stay last.
-	at := len(c.Headers)
-	if at > 0 && strings.EqualFold(c.Headers[at-1].Name, "Content-Length") {
+	at := len(e.Headers)
+	if at > 0 && strings.EqualFold(e.Headers[at-1].Name, "Content-Length") {
 		at--
 	}
-	c.Headers = append(c.Headers[:at], append([]Header{{name, enc}}, c.Headers[at:]...)...)
-	return c
+	e.Headers = slices.Insert(e.Headers, at, Header{name, enc})
 }
 
 // Bytes renders the event as the body of a text/event-plain frame.

@@ -372,15 +372,17 @@ func (s *Server) serve(c *conn, greeting string) {
 				continue
 			}
 			id := uuid()
-			job := s.jobEvent(id, cmd, rep.Body)
 			s.Emit(rep.Before...)
 			if rep.Then != nil {
 				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 				rep.Then(id)
 				continue
 			}
+			// The job's Event-Sequence is taken only when it is sent: one
+			// never sent would leave a gap in the sequence, which holds an
+			// adapter's events back for its whole reorder window.
 			if rep.JobFirst {
-				s.Emit(job)
+				s.Emit(s.jobEvent(id, cmd, rep.Body))
 				c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 				s.Emit(rep.After...)
 				continue
@@ -388,7 +390,7 @@ func (s *Server) serve(c *conn, greeting string) {
 			c.reply("+OK Job-UUID: "+id, Header{"Job-UUID", id})
 			go func() {
 				if s.sleep(rep.Delay) {
-					s.Emit(job)
+					s.Emit(s.jobEvent(id, cmd, rep.Body))
 					if s.sleep(rep.AfterDelay) {
 						s.Emit(rep.After...)
 					}

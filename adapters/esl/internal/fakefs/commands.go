@@ -205,7 +205,9 @@ func (f *FS) originate(args string) fakeesl.Reply {
 	return fakeesl.Reply{Body: "+OK\n", Then: func(job string) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		report := func(body string) { f.emit(f.srv.JobEvent(job, cmd, body)) }
+		// JobEvent numbers the event itself (f.emit would number it twice
+		// and leave a gap in the sequence).
+		report := func(body string) { f.srv.Emit(f.srv.JobEvent(job, cmd, body)) }
 		if f.closed {
 			return
 		}

@@ -32,12 +32,17 @@ var captures = []string{
 type templates struct {
 	ev  map[string]fakeesl.Event
 	row map[string]json.RawMessage // a row of `show channels as json`
+	// base holds, per captured event, its headers that do not describe
+	// the captured channel (channelPart), worked out once: a regular
+	// expression over every header of every event the fake sends was most
+	// of its cost.
+	base map[string][]fakeesl.Header
 }
 
 var uuidRe = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
 func loadTemplates(dir string) (*templates, error) {
-	t := &templates{ev: map[string]fakeesl.Event{}}
+	t := &templates{ev: map[string]fakeesl.Event{}, base: map[string][]fakeesl.Header{}}
 	for _, name := range captures {
 		c, err := fakeesl.LoadCapture(filepath.Join(dir, name))
 		if err != nil {
@@ -49,6 +54,7 @@ func loadTemplates(dir string) (*templates, error) {
 				n + "|" + e.Get("Call-Direction"), n} {
 				if _, ok := t.ev[k]; !ok {
 					t.ev[k] = e
+					t.base[k] = baseHeaders(e)
 				}
 			}
 		}
@@ -79,14 +85,27 @@ func loadTemplates(dir string) (*templates, error) {
 	return t, nil
 }
 
-// template is the captured event closest to what c is to report.
-func (t *templates) template(name, dir, state string) fakeesl.Event {
+// template is the captured event closest to what c is to report, and
+// its headers that do not describe the captured channel.
+func (t *templates) template(name, dir, state string) (fakeesl.Event, []fakeesl.Header) {
 	for _, k := range []string{name + "|" + dir + "|" + state, name + "|" + dir, name} {
 		if e, ok := t.ev[k]; ok {
-			return e
+			return e, t.base[k]
 		}
 	}
-	return t.ev["CHANNEL_CALLSTATE"]
+	return t.ev["CHANNEL_CALLSTATE"], t.base["CHANNEL_CALLSTATE"]
+}
+
+// baseHeaders are the headers of a captured event that do not describe
+// the captured channel.
+func baseHeaders(e fakeesl.Event) []fakeesl.Header {
+	var out []fakeesl.Header
+	for _, h := range e.Headers {
+		if !channelPart(h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // channelPart reports whether a captured header describes the captured
@@ -114,16 +133,11 @@ type hdr struct{ name, value string }
 // event is the captured event name for channel c as the model has it now,
 // with extra headers (Application, Hangup-Cause) on top.
 func (f *FS) event(c *Chan, name string, extra ...hdr) fakeesl.Event {
-	tpl := f.tpl.template(name, c.dir, c.state)
-	e := fakeesl.Event{Body: tpl.Body}
-	for _, h := range tpl.Headers {
-		if !channelPart(h) {
-			e.Headers = append(e.Headers, h)
-		}
-	}
+	tpl, base := f.tpl.template(name, c.dir, c.state)
+	e := fakeesl.Event{Body: tpl.Body, Headers: append(make([]fakeesl.Header, 0, len(base)+64), base...)}
 	set := func(n, v string) {
 		if v != "" {
-			e = e.With(n, v)
+			e.Set(n, v)
 		}
 	}
 	set("Channel-Call-State", c.state)
