@@ -200,7 +200,7 @@ func pbxExtensions(in []config.Extension) []pbx.Extension {
 	out := make([]pbx.Extension, len(in))
 	for i, e := range in {
 		out[i] = pbx.Extension{Name: e.Name, Endpoint: e.Endpoint, Domain: e.Domain, DisplayName: e.DisplayName,
-			AutoAnswerHeaders: e.AutoAnswerHeaders}
+			AutoAnswerHeaders: e.AutoAnswerHeaders, Node: e.Node}
 	}
 	return out
 }

@@ -114,6 +114,7 @@ type Extension struct {
 	Domain            string   // SIP domain used for URIs
 	DisplayName       string   // caller-id name of the extension
 	AutoAnswerHeaders []string // "Name: value" SIP headers that make the device answer by itself
+	Node              string   // clusters: the PBX node the extension is pinned to (`node:`); "" = learned
 }
 
 // CallRef names one connection: an extension's leg of a call.

@@ -214,7 +214,17 @@ func RunTable(t *testing.T, rig Rig, rows []Scenario) {
 func playRow(t *testing.T, ctx context.Context, rig Rig, steps []Step) {
 	p := &play{t: t, ctx: ctx, rig: rig, ids: map[string]bound{}, last: map[Role]Hit{}}
 	defer settle(t, rig)
+	defer startIfStopped(rig)
 	p.steps(steps)
+}
+
+// startIfStopped starts the bridge again when a row ended while it was
+// stopped (it failed between BridgeStops and BridgeStarts): left stopped,
+// it would fail every row after it.
+func startIfStopped(rig Rig) {
+	if b := rig.Process(); b != nil && b.App == nil {
+		b.Start()
+	}
 }
 
 func (p *play) steps(steps []Step) {
