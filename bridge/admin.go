@@ -23,6 +23,10 @@ func (a *App) adminHandler() http.Handler {
 			http.Error(w, "PBX not connected: "+a.linkState.Load().(string), http.StatusServiceUnavailable)
 			return
 		}
+		if d := a.degraded(); d != "" {
+			w.Write([]byte("OK, degraded: " + d + "\n"))
+			return
+		}
 		w.Write([]byte("OK\n"))
 	})
 	mux.HandleFunc("/sim/", func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/csta-bridge/csta-bridge/adapters/ari"
 	"github.com/csta-bridge/csta-bridge/adapters/esl"
+	"github.com/csta-bridge/csta-bridge/adapters/esl/cluster"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -22,10 +23,28 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 		return ari.New(ari.Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
 			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log})
 	case config.TypeESL:
+		if len(cfg.PBX.ESL.Nodes) > 0 {
+			return newESLCluster(cfg.PBX.ESL, log)
+		}
 		return esl.New(esl.Options{Address: cfg.PBX.ESL.Address, Password: cfg.PBX.ESL.Password,
 			Context: cfg.PBX.ESL.Context, PhoneEvents: eslPhoneEvents[cfg.PBX.ESL.PhoneEvents], Logger: log})
 	}
 	return nil, fmt.Errorf("pbx.type %q is not built into this binary", cfg.PBX.Type)
+}
+
+// newESLCluster builds one esl adapter per FreeSWITCH node behind a
+// cluster adapter.
+func newESLCluster(c config.ESL, log *slog.Logger) (pbx.PBX, error) {
+	nodes := make([]cluster.Node, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		a, err := esl.New(esl.Options{Address: n.Address, Password: n.Password, Context: c.Context,
+			PhoneEvents: eslPhoneEvents[c.PhoneEvents], Logger: log.With("node", n.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		nodes = append(nodes, cluster.Node{Name: n.Name, PBX: a})
+	}
+	return cluster.New(cluster.Options{Nodes: nodes, Logger: log})
 }
 
 var eslPhoneEvents = map[string]esl.PhoneEvents{
