@@ -248,9 +248,7 @@ defaults:
 	// The other nodes' calls are served meanwhile; fs1's fail cleanly.
 	cli.OK("1003", "RetrieveCall", pbxtest.ConnID("callToBeRetrieved", c1))
 	sink.Expect(t, "1003", fmt.Sprintf("unhold:%d", c1))
-	if code, _, _ := cli.CSTA("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", b1)); code != http.StatusInternalServerError {
-		t.Errorf("HoldCall on the lost node: status %d", code)
-	}
+	cli.Fault("1002", "HoldCall", pbxtest.ConnID("callToBeHeld", b1), "resourceOutOfService")
 
 	// fs1 is back: its sync clears 1001's call and takes 1002's over.
 	fs1.Server().Refuse(false)
