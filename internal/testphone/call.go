@@ -90,6 +90,15 @@ type Call struct {
 	endReason string
 	status    int // final SIP status of an outgoing call that failed, or of our rejection
 
+	// answering is closed when the answer in progress has returned; nil
+	// when none is (see Phone.dialogOrder); guarded by mu.
+	answering chan struct{}
+	// dialog is the call's diago dialog, set before the call is tracked.
+	dialog dialogState
+	// sipMu lets one in-dialog INVITE, ACK or BYE of the call through at a
+	// time (see Phone.dialogOrder).
+	sipMu sync.Mutex
+
 	// remoteTail is closed when the last remote-control NOTIFY taken so far
 	// has been carried out (see Phone.notifyMiddleware); guarded by mu.
 	remoteTail chan struct{}

@@ -16,4 +16,7 @@
 //
 // Media is negotiated (PCMU/PCMA) but no audio is played or recorded. Every
 // socket binds 127.0.0.1; the phone speaks SIP over UDP only.
+//
+// CSTA_TEST_SIP_TRACE=1 prints every SIP message the phones of the process
+// send and receive, with the time, to stderr.
 package testphone

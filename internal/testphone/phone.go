@@ -100,6 +100,7 @@ func Start(ctx context.Context, opts Options) (*Phone, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log := opts.Logger.With("phone", opts.User)
+	enableTrace()
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(opts.User))
 	if err != nil {
@@ -116,7 +117,9 @@ func Start(ctx context.Context, opts Options) (*Phone, error) {
 	p.dg = diago.NewDiago(ua,
 		diago.WithLogger(log),
 		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: 0}),
-		diago.WithServerRequestMiddleware(p.notifyMiddleware),
+		diago.WithServerRequestMiddleware(func(next sipgo.RequestHandler) sipgo.RequestHandler {
+			return p.dialogOrder(p.notifyMiddleware(next))
+		}),
 	)
 
 	// The server runs until Close; ServeBackground returns once the

@@ -34,6 +34,7 @@ func (p *Phone) bounded(ctx context.Context) (context.Context, context.CancelFun
 func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 	c := newCall(p, Incoming, StateRinging)
 	c.invite = d.InviteRequest
+	c.dialog = d
 	if h := d.InviteRequest.CallID(); h != nil {
 		c.callID = h.Value()
 	}
@@ -78,7 +79,7 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 			c.end("cancelled by the caller")
 			return
 		case <-answerAt:
-			if err := p.answer(d); err != nil {
+			if err := p.answer(c, d); err != nil {
 				c.end("auto-answer failed: " + err.Error())
 				return
 			}
@@ -89,7 +90,7 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 			case cmdAnswer:
 				// State first, then the reply: the caller of Answer reads
 				// the state as soon as it returns.
-				err := p.answer(d)
+				err := p.answer(c, d)
 				if err != nil {
 					c.end("answer failed: " + err.Error())
 					cmd.done <- err
@@ -116,11 +117,6 @@ func (p *Phone) serveIncoming(d *diago.DialogServerSession) {
 			}
 		}
 	}
-}
-
-func (p *Phone) answer(d *diago.DialogServerSession) error {
-	_, err := d.Answer(diago.AnswerOptions{})
-	return err
 }
 
 func reasonPhrase(code int) string {
@@ -209,6 +205,7 @@ func (p *Phone) Dial(ctx context.Context, target string, headers ...string) (*Ca
 		return nil, fmt.Errorf("testphone: dial %s: %w", target, err)
 	}
 	c := newCall(p, Outgoing, StateDialing)
+	c.dialog = d
 	c.callID = uuid.NewString()
 	cid := sip.CallIDHeader(c.callID)
 	d.InviteRequest.AppendHeader(&cid)
