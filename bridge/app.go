@@ -113,6 +113,7 @@ func New(opts Options) (*App, error) {
 	a := &App{opts: opts, log: opts.Logger, reg: opts.Registry, own: make(map[string]*server),
 		cstaLog: newCSTALog(), leaseErr: make(chan error, 1)}
 	a.m = newMetrics(a.reg)
+	registerSwept(a.reg, a.currentPBX)
 	registerNodes(a.reg, a.currentPBX)
 	a.registerActive()
 	a.m.reload(true)

@@ -48,6 +48,43 @@ func reportedStates(left map[string][]leftCall) map[string]map[int]pbx.State {
 	return out
 }
 
+// endLeftCalls reports the end of the calls a previous bridge left to the
+// PBX that ended while no bridge watched (the PBX's list after the first
+// connect does not have them): the CTI software last saw them live, so
+// their disconnected (or missed) and onhook URLs fire now, once, as the
+// phone fired them when its user hung up. seen holds the connections the
+// PBX listed. Runs on the switchboard goroutine, before s.reported goes.
+func (s *switchboard) endLeftCalls(seen map[pbx.CallRef]bool) {
+	listed := map[string]map[int]bool{}
+	for _, name := range s.sortedNames() {
+		for _, c := range s.phones[name].calls {
+			if seen[c.ref] {
+				if listed[name] == nil {
+					listed[name] = map[int]bool{}
+				}
+				listed[name][c.id] = true
+			}
+		}
+	}
+	for _, name := range s.sortedNames() {
+		p := s.phones[name]
+		for _, id := range slices.Sorted(maps.Keys(s.reported[name])) {
+			if listed[name][id] {
+				continue
+			}
+			st := s.reported[name][id]
+			// The id tells the direction: incoming calls count down.
+			dir := pbx.Outgoing
+			if id < 0 {
+				dir = pbx.Incoming
+			}
+			s.log.Info("call left to the PBX ended while the bridge was away", "ext", name, "csta_id", id, "last_state", st.String())
+			c := s.newCall(p, pbx.CallRef{Ext: name, ID: fmt.Sprintf("left-%d", id)}, dir, st, pbx.Party{}, "", nil, id, false)
+			s.clear(p, c, pbx.CauseVanished, "")
+		}
+	}
+}
+
 // saveLeftCalls writes the live calls to the state file and says how many
 // the bridge leaves in the PBX's hands.
 func (a *App) saveLeftCalls(ctx context.Context) error {

@@ -189,3 +189,31 @@ func (m *metrics) faultUnlogged() {
 	}
 	m.faultsUnlogged.Inc()
 }
+
+// sweeper is a PBX adapter that removes, at each connect, what calls left
+// on the PBX while no bridge watched (the Asterisk adapter's sweep: a
+// channel whose other side is gone, a bridge of an ended call).
+type sweeper interface {
+	Swept() (channels, bridges uint64)
+}
+
+// registerSwept exposes the sweep's totals of the adapter in use; they
+// start again from 0 when a reload replaces the adapter.
+func registerSwept(reg prometheus.Registerer, current func() pbx.PBX) {
+	for _, what := range []string{"channel", "bridge"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "pbx",
+			Name: "swept_total", Help: "Leftovers of calls that ended while no bridge was connected, removed by the adapter when it connected: channels hung up, PBX bridges destroyed.",
+			ConstLabels: prometheus.Labels{"what": what}},
+			func() float64 {
+				s, ok := current().(sweeper)
+				if !ok {
+					return 0
+				}
+				ch, br := s.Swept()
+				if what == "channel" {
+					return float64(ch)
+				}
+				return float64(br)
+			}))
+	}
+}

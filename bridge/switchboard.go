@@ -398,6 +398,7 @@ func (s *switchboard) sync(list []pbx.CallInfo) {
 			s.apply(pbx.Event{Kind: pbx.EventHeld, Call: info.Call})
 		}
 	}
+	s.endLeftCalls(seen)
 	s.reported = nil
 	for _, name := range s.sortedNames() {
 		p := s.phones[name]

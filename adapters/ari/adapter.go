@@ -44,6 +44,7 @@ type Adapter struct {
 	// Counters for operators and tests.
 	badFrames     atomic.Int64 // frames that were not valid events
 	unknownEvents atomic.Int64 // valid events of types the adapter ignores
+	swept         sweepCounts  // leftovers of ended calls removed (sweep.go)
 
 	mu         sync.Mutex
 	client     ari.Client // non-nil while a session is up
@@ -248,6 +249,7 @@ func (a *Adapter) session(ctx context.Context, cl ari.Client) (wasUp bool, err e
 	if err := a.resync(sctx); err != nil {
 		return false, fmt.Errorf("resync: %w", err)
 	}
+	a.sweep(sctx)
 	a.ready.Store(true)
 	a.emit(pbx.Event{Kind: pbx.EventLink, Up: true})
 	a.log.Info("ARI connected", "url", a.opts.URL, "application", a.opts.Application)

@@ -52,6 +52,9 @@ type channel struct {
 	muted bool
 	// heldFar: read back from varHeld at a resync, for restoreCall.
 	heldFar bool
+	// ruled: the hangup handler that keeps the call's rule without the
+	// bridge is on the channel (sweep_rule.go).
+	ruled bool
 }
 
 // dialplanPos is a channel's position in the dialplan.

@@ -30,6 +30,10 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MOHClass is the music-on-hold class for PBX-side hold ("" = default).
 	MOHClass string
+	// HangupHandler is the dialplan context of the hangup handler that
+	// keeps a connected call's two-party rule while the bridge is away
+	// (sweep_rule.go; "" = csta-bridge-hangup, "-" = none).
+	HangupHandler string
 }
 
 func (o *Options) setDefaults() {
@@ -53,6 +57,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MOHClass == "" {
 		o.MOHClass = "default"
+	}
+	if o.HangupHandler == "" {
+		o.HangupHandler = "csta-bridge-hangup"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

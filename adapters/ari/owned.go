@@ -136,7 +136,7 @@ func (a *Adapter) dialOut(ctx context.Context, c *call, aID, number string, make
 	}
 	bid := c.id
 	if err := a.rest(ctx, func(cl ari.Client) error {
-		_, err := cl.Bridge().Create(bridgeKey(bid), "mixing", "csta-"+c.id)
+		_, err := cl.Bridge().Create(bridgeKey(bid), "mixing", a.bridgeName(c.id))
 		return err
 	}); err != nil {
 		a.failCall(c, aID, "congestion")
@@ -288,6 +288,9 @@ func (a *Adapter) spawnConnect(c *call, bID string) {
 				}
 			}
 		}
+		// Asterisk keeps the call's rule too before anyone learns the
+		// call is connected (and may stop the bridge).
+		a.keepRule(ctx, c)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		c.answered = true

@@ -105,6 +105,7 @@ func (a *Adapter) resync(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 
+	others := a.otherAppChannels(ctx)
 	var snaps []snapshot
 	for _, k := range keys {
 		var d *ari.ChannelData
@@ -118,7 +119,9 @@ func (a *Adapter) resync(ctx context.Context) error {
 		s := snapshot{data: d}
 		// ari.ChannelData has no dialplan application, so ownership is
 		// read from the variable the adapter puts on every Stasis channel.
-		s.call = a.channelVar(ctx, k.ID, varCall)
+		if !others[k.ID] {
+			s.call = a.channelVar(ctx, k.ID, varCall)
+		}
 		if s.call != "" {
 			s.held = a.channelVar(ctx, k.ID, varHeld) == "1"
 		}

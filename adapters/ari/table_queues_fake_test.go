@@ -19,7 +19,8 @@ import (
 // the real one does (fakeari/queue.go, from the captures in testdata).
 func TestTableFakeAsteriskQueues(t *testing.T) {
 	exts := [3]string{"1001", "1002", "1003"}
-	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003"}})
+	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003"},
+		HangupContext: "csta-bridge-hangup", Route: true})
 	t.Cleanup(f.Close)
 	fo := f.Options()
 	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{

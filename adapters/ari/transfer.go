@@ -216,7 +216,7 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 	a.mu.Unlock()
 
 	if err := a.rest(ctx, func(x ari.Client) error {
-		_, err := x.Bridge().Create(bridgeKey(nc.id), "mixing", "csta-"+nc.id)
+		_, err := x.Bridge().Create(bridgeKey(nc.id), "mixing", a.bridgeName(nc.id))
 		return err
 	}); err != nil {
 		return a.transferFailed(ctx, op, nc.id, nil, parties, nil, err)
@@ -277,6 +277,7 @@ func (a *Adapter) Transfer(ctx context.Context, held, active pbx.CallRef) error 
 		}
 	}
 	a.mu.Unlock()
+	a.keepTransferred(context.WithoutCancel(ctx), nc)
 	// Either call may have been held by the bridge; the music would go on
 	// playing in the new bridge.
 	for _, p := range parties {

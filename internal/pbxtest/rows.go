@@ -4,7 +4,7 @@ import "slices"
 
 // Scenarios is the table every rig plays: the rows of each topic, in one
 // list.
-var Scenarios = slices.Concat(basicRows, snom87Rows, destinationRows, restartRows, QueueRows, dndRows)
+var Scenarios = slices.Concat(basicRows, snom87Rows, destinationRows, restartRows, SweepRows, QueueRows, dndRows)
 
 // basicRows are the eight services of Snom's 7.3.4 CSTA page, call waiting
 // and races. Labels name csta_ids: the letter

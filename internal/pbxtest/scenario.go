@@ -83,6 +83,10 @@ const (
 	// NeedRestartTakeover: a restarted bridge finds the live calls with
 	// their csta_ids and takes them over (issue 19).
 	NeedRestartTakeover Need = "a restarted bridge takes live calls over with their csta_ids"
+	// NeedSweep: the rig lists what the PBX keeps of the calls
+	// (PBXLister), so rows can check that nothing of a call that ended
+	// while the bridge was stopped is left after its start (issue 20).
+	NeedSweep Need = "the PBX's leftovers of calls can be listed"
 )
 
 // Kinds of dialplan applications rows dial (Rig.Application).
@@ -187,7 +191,7 @@ func RunTable(t *testing.T, rig Rig, rows []Scenario) {
 	for _, sc := range rows {
 		t.Run(sc.Name, func(t *testing.T) {
 			for _, n := range sc.Needs {
-				if why := rig.Lacks(n); why != "" {
+				if why := lacks(rig, n); why != "" {
 					t.Skipf("needs %s: %s", n, why)
 				}
 			}

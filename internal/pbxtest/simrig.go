@@ -62,6 +62,15 @@ func (r *SimRig) Lacks(n Need) string {
 	return ""
 }
 
+// PBXLeftovers lists the simulator's calls.
+func (r *SimRig) PBXLeftovers(ctx context.Context) (string, error) {
+	calls, err := r.calls(ctx)
+	if err != nil || len(calls) == 0 {
+		return "", err
+	}
+	return fmt.Sprintf("calls %+v", calls), nil
+}
+
 // Has: the simulator is a bare PBX.
 func (r *SimRig) Has(Quirk) bool { return false }
 

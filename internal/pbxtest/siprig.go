@@ -63,7 +63,18 @@ func (r *SIPRig) Lacks(n Need) string {
 	if n == NeedOutsideCaller && r.Outside == nil {
 		return "the rig has no way to make the PBX call by itself"
 	}
+	if n == NeedSweep && r.Leftovers == nil {
+		return "the rig cannot list what the PBX keeps"
+	}
 	return ""
+}
+
+// PBXLeftovers is what the PBX still has (Leftovers).
+func (r *SIPRig) PBXLeftovers(ctx context.Context) (string, error) {
+	if r.Leftovers == nil {
+		return "", errors.New("the rig cannot list what the PBX keeps")
+	}
+	return r.Leftovers(ctx)
 }
 
 // Has says whether the PBX has quirk q.

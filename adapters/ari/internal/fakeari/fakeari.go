@@ -31,6 +31,14 @@ type Options struct {
 	// Endpoints are the devices Asterisk knows ("PJSIP/1001"); others are
 	// "Allocation failed".
 	Endpoints []string
+	// HangupContext is the context of the hangup handler the dialplan has
+	// (leftovers.go): a channel's pushed handler runs only if it names
+	// this context. "" models a dialplan without it.
+	HangupContext string
+	// Route: a channel continued (POST /channels/{id}/continue) to a
+	// mapped extension comes back into the application through the
+	// snippet by itself, as Reenter does (leftovers.go).
+	Route bool
 }
 
 // Request is one recorded REST call: parameters from the query and the
@@ -63,6 +71,8 @@ type Channel struct {
 	Muted           string // direction muted over ARI (dialplan.go): "", in, out or both
 	created         time.Time
 	dialedBy        string // channel id given as caller to /dial, or "originate"
+	bridgePeer      string // Asterisk's BRIDGEPEER (leftovers.go)
+	localPeer       string // the other half of a Local channel pair (leftovers.go)
 	stasisOnAnswer  []string
 	app             bool
 	ariDialed       bool // dialled with POST /channels/{id}/dial
@@ -540,6 +550,12 @@ func (s *Server) plainDial(from, to string) (string, string) {
 	a := s.newChannel("", from, "Ring")
 	a.Exten, a.Context = strings.TrimPrefix(to, "PJSIP/"), "from-internal"
 	s.emitIf("ChannelCreated", a, nil)
+	return a.ID, s.plainDialFrom(a, to)
+}
+
+// plainDialFrom is the Dial() of channel a, already in the dialplan, to
+// the device `to`; it returns the dialled channel's id.
+func (s *Server) plainDialFrom(a *Channel, to string) string {
 	b := s.newChannel("", to, "Down")
 	b.ConnName, b.ConnNum = a.CallerName, a.CallerNum
 	// Dial() gives the dialled channel the caller's context and extension
@@ -553,7 +569,7 @@ func (s *Server) plainDial(from, to string) (string, string) {
 	b.State = "Ringing"
 	s.emitIf("ChannelStateChange", b, nil)
 	s.dialEvent(a, b, "RINGING")
-	return a.ID, b.ID
+	return b.ID
 }
 
 func (s *Server) dialEvent(caller, peer *Channel, status string) {
@@ -601,6 +617,7 @@ func (s *Server) answer(c *Channel) {
 		caller.ConnName, caller.ConnNum = c.CallerName, c.CallerNum
 		s.emitIf("ChannelConnectedLine", caller, nil)
 		s.emitIf("ChannelStateChange", caller, nil)
+		s.localUp(caller)
 	}
 	if c.stasisOnAnswer != nil {
 		c.InStasis = true
@@ -647,8 +664,12 @@ var causeText = map[int]string{0: "Unknown", 16: "Normal Clearing", 17: "User bu
 func (s *Server) destroy(c *Channel, cause int) {
 	if b := s.bridges[c.Bridge]; b != nil {
 		b.Channels = remove(b.Channels, c.ID)
+		s.left(c, b)
 		s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 	}
+	// A channel that hangs up in the application gets its
+	// ChannelDestroyed after the StasisEnd, as on Asterisk 22.
+	seen := s.visible(c)
 	if c.InStasis {
 		c.InStasis = false
 		s.chanEvent("StasisEnd", c, nil)
@@ -674,9 +695,13 @@ func (s *Server) destroy(c *Channel, cause int) {
 		s.dialEvent(caller, c, status)
 	}
 	delete(s.channels, c.ID)
-	s.emitIf("ChannelDestroyed", c, map[string]any{"cause": cause, "cause_txt": causeText[cause]})
+	if seen {
+		s.chanEvent("ChannelDestroyed", c, map[string]any{"cause": cause, "cause_txt": causeText[cause]})
+	}
 	s.ringAllGone(c)
 	s.plainDialGone(c)
+	s.hangupHandler(c)
+	s.localGone(c, cause)
 }
 
 // plainDialGone ends the other side of a plain Dial() (outside Stasis)
@@ -950,10 +975,12 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 			s.emitIf("ChannelStateChange", c, nil)
 			s.answeredByApp(c)
 		}
+		s.localUp(c)
 		s.ringAllAnswered(c)
 	case "continue POST":
 		if b := s.bridges[c.Bridge]; b != nil {
 			b.Channels = remove(b.Channels, c.ID)
+			s.left(c, b)
 			s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 			c.Bridge = ""
 		}
@@ -966,6 +993,7 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		if p["extension"] != "" {
 			c.Exten = p["extension"]
 		}
+		s.continueRoute(c)
 	case "dial POST":
 		if c.State != "Down" {
 			return 409, msg("Channel is not in the 'Down' state")
@@ -983,6 +1011,7 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		if s.autoAnswer[c.Endpoint] {
 			s.answer(c)
 		}
+		s.localRoute(c, caller)
 	default:
 		return 404, msg("Resource not found")
 	}
@@ -1077,6 +1106,7 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 			for _, id := range b.Channels {
 				if c := s.channels[id]; c != nil {
 					c.Bridge = ""
+					c.bridgePeer = ""
 				}
 			}
 			delete(s.bridges, b.ID)
@@ -1102,10 +1132,12 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 			if old := s.bridges[c.Bridge]; old != nil {
 				old.Channels = remove(old.Channels, c.ID)
 				c.Bridge = ""
+				s.left(c, old)
 				s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(old)})
 			}
 			c.Bridge = b.ID
 			b.Channels = append(b.Channels, c.ID)
+			s.peers(b)
 			s.event("ChannelEnteredBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 		}
 		s.joined(b, cs)
@@ -1123,6 +1155,7 @@ func (s *Server) routeBridges(method string, parts []string, p map[string]string
 		for _, c := range cs {
 			c.Bridge = ""
 			b.Channels = remove(b.Channels, c.ID)
+			s.left(c, b)
 			s.event("ChannelLeftBridge", map[string]any{"channel": s.chanJSON(c), "bridge": s.bridgeJSON(b)})
 		}
 		return 204, nil
