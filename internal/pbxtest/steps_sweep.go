@@ -3,6 +3,7 @@ package pbxtest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,24 +27,45 @@ func lacks(rig Rig, n Need) string {
 	return ""
 }
 
-type pbxBeforeStep struct{}
+type pbxBeforeStep struct{ gone Role }
 
-// PBXBeforeStart logs what the PBX keeps while the bridge is stopped: the
-// leftovers the returning bridge (or the PBX itself) has to remove.
-func PBXBeforeStart() Step { return pbxBeforeStep{} }
+// PBXBeforeStart waits until the PBX no longer lists a device channel of
+// gone, whose phone hung up (an Asterisk under load takes a moment to
+// destroy a channel after the phone's BYE was answered: a bridge started
+// in that moment would find the dying channel as a call), then logs what
+// the PBX keeps while the bridge is stopped: the leftovers the returning
+// bridge (or the PBX itself) has to remove. A device channel is matched
+// by its name, "<tech>/<ext>-…" (Asterisk's PJSIP/1001-00000012).
+func PBXBeforeStart(gone Role) Step { return pbxBeforeStep{gone} }
 
-func (pbxBeforeStep) String() string { return "what the PBX keeps before the start" }
+func (s pbxBeforeStep) String() string {
+	return fmt.Sprintf("what the PBX keeps before the start, once %s's channel is gone", s.gone)
+}
 
 func (s pbxBeforeStep) do(p *play) {
 	p.t.Helper()
-	left, err := p.rig.(PBXLister).PBXLeftovers(p.ctx)
-	if err != nil {
-		p.fatalf("%s: %v", s, err)
+	lister := p.rig.(PBXLister)
+	device := "/" + p.rig.Ext(s.gone) + "-"
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left, err := lister.PBXLeftovers(p.ctx)
+		if err != nil {
+			p.fatalf("%s: %v", s, err)
+		}
+		if !strings.Contains(left, device) {
+			if left == "" {
+				left = "nothing"
+			}
+			p.t.Logf("step %d: before the start the PBX has %s", p.step, left)
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-p.ctx.Done():
+			p.fatalf("%s: still %s", s, left)
+		}
 	}
-	if left == "" {
-		left = "nothing"
-	}
-	p.t.Logf("step %d: before the start the PBX has %s", p.step, left)
 }
 
 type nothingLeftStep time.Duration
