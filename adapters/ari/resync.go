@@ -120,7 +120,13 @@ func (a *Adapter) resync(ctx context.Context) error {
 		// ari.ChannelData has no dialplan application, so ownership is
 		// read from the variable the adapter puts on every Stasis channel.
 		if !others[k.ID] {
-			s.call = a.channelVar(ctx, k.ID, varCall)
+			var verr error
+			s.call, verr = a.channelVarErr(ctx, k.ID, varCall)
+			if s.call == "" && httpStatus(verr) == 404 && a.channelGone(ctx, k.ID) {
+				// Hung up between the list and now (a phone's BYE that
+				// Asterisk was still tearing down): not a call to report.
+				continue
+			}
 		}
 		if s.call != "" {
 			s.held = a.channelVar(ctx, k.ID, varHeld) == "1"
@@ -158,6 +164,20 @@ func (a *Adapter) resync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// channelVarErr reads a channel variable; a variable that is not set and
+// a channel that is gone both answer 404.
+func (a *Adapter) channelVarErr(ctx context.Context, id, name string) (string, error) {
+	var v string
+	err := a.rest(ctx, func(c ari.Client) (err error) { v, err = c.Channel().GetVariable(chanKey(id), name); return })
+	return v, err
+}
+
+// channelGone says Asterisk no longer has the channel.
+func (a *Adapter) channelGone(ctx context.Context, id string) bool {
+	err := a.rest(ctx, func(c ari.Client) error { _, err := c.Channel().Data(chanKey(id)); return err })
+	return httpStatus(err) == 404
 }
 
 func (a *Adapter) channelVar(ctx context.Context, id, name string) string {

@@ -30,7 +30,7 @@ func lacks(rig Rig, n Need) string {
 type pbxBeforeStep struct{ gone Role }
 
 // PBXBeforeStart waits until the PBX no longer lists a device channel of
-// gone, whose phone hung up (an Asterisk under load takes a moment to
+// gone, whose phone hung up, or of another phone that shows no call (an Asterisk under load takes a moment to
 // destroy a channel after the phone's BYE was answered: a bridge started
 // in that moment would find the dying channel as a call), then logs what
 // the PBX keeps while the bridge is stopped: the leftovers the returning
@@ -45,7 +45,6 @@ func (s pbxBeforeStep) String() string {
 func (s pbxBeforeStep) do(p *play) {
 	p.t.Helper()
 	lister := p.rig.(PBXLister)
-	device := "/" + p.rig.Ext(s.gone) + "-"
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -53,7 +52,7 @@ func (s pbxBeforeStep) do(p *play) {
 		if err != nil {
 			p.fatalf("%s: %v", s, err)
 		}
-		if !strings.Contains(left, device) {
+		if !p.idleDeviceListed(left, s.gone) {
 			if left == "" {
 				left = "nothing"
 			}
@@ -66,6 +65,23 @@ func (s pbxBeforeStep) do(p *play) {
 			p.fatalf("%s: still %s", s, left)
 		}
 	}
+}
+
+// idleDeviceListed says whether the PBX's list still has a device channel
+// of gone, or of another phone that shows no call any more (its partner's
+// end may have ended it).
+func (p *play) idleDeviceListed(left string, gone Role) bool {
+	over, cancel := context.WithCancel(p.ctx)
+	cancel() // Wait looks once before it waits
+	for _, r := range []Role{A, B, C} {
+		if r != gone && p.rig.Phone(r).Wait(over, Idle) != nil {
+			continue
+		}
+		if strings.Contains(left, "/"+p.rig.Ext(r)+"-") {
+			return true
+		}
+	}
+	return false
 }
 
 type nothingLeftStep time.Duration
