@@ -26,6 +26,7 @@ type Adapter struct {
 
 	running atomic.Bool
 	sess    atomic.Pointer[session]
+	tags    inflight       // TagCall commands under way
 	wg      sync.WaitGroup // per-session goroutines
 }
 
@@ -153,8 +154,17 @@ func backoff(lo, hi time.Duration, attempt int) time.Duration {
 
 // connect opens the event and command connections of a new session.
 func (a *Adapter) connect(ctx context.Context) (*session, error) {
-	sctx, cancel := context.WithCancelCause(ctx)
-	s := &session{ctx: sctx, cancel: cancel, a: a, rx: newReorderer(a.opts.ReorderWindow)}
+	// The session outlives ctx by the csta_ids still being stored: the
+	// core tags a call in the background just after it announced it, and
+	// a bridge stopped (restarted) meanwhile would otherwise lose the id,
+	// so that the next bridge reported the call as a new one (issue 19).
+	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() {
+		a.tags.drain(a.opts.CommandTimeout)
+		cancel(context.Cause(ctx))
+	})
+	s := &session{ctx: sctx, cancel: func(err error) { stopAfter(); cancel(err) }, a: a,
+		rx: newReorderer(a.opts.ReorderWindow)}
 	gone := func(reason string) { cancel(errors.New(reason)) }
 
 	ev, err := a.dial(sctx, gone)

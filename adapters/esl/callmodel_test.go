@@ -337,9 +337,13 @@ func (m *callModel) bridge(xu, yu string) fakeesl.Reply {
 		return fakeesl.Reply{Body: "-ERR Invalid uuid\n"}
 	}
 	var evs []fakeesl.Event
-	if old := m.chans[x.other]; old != nil && old != y && !old.bridged {
-		old.other = ""
-		evs = append(evs, m.hangup(old, "ORIGINATOR_CANCEL")...)
+	// Every phone x's bridge still rings (several for a ring-all) is
+	// cancelled.
+	for _, old := range m.ringing(x) {
+		if old != y {
+			old.other = ""
+			evs = append(evs, m.hangup(old, "ORIGINATOR_CANCEL")...)
+		}
 	}
 	for _, c := range []*mChan{x, y} {
 		if p := m.chans[c.other]; p != nil && p.bridged && p != x && p != y {
@@ -358,6 +362,84 @@ func (m *callModel) bridge(xu, yu string) fakeesl.Reply {
 	}
 	evs = append(evs, m.ev(m.basic, "CHANNEL_BRIDGE", basicA[:8], x))
 	return fakeesl.Reply{Body: "+OK\n", After: evs, AfterDelay: m.lag}
+}
+
+// ringing returns the device channels x calls that have not answered,
+// oldest first (m.mu held).
+func (m *callModel) ringing(x *mChan) []*mChan {
+	var out []*mChan
+	for _, c := range m.chans {
+		if c.other == x.uuid && c.dir == "outbound" && !c.bridged && !c.answered && c.loop == "" {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *mChan) int { return strings.Compare(a.sipID, b.sipID) })
+	return out
+}
+
+// ringAll makes every one of exts ring at once from the SIP phone
+// callerNum (`bridge user/2001,user/2002`, group_call). It returns the
+// devices' ringing channels, in the order of exts, and the caller.
+func (m *callModel) ringAll(exts []string, callerNum string) (phones []string, caller string) {
+	m.mu.Lock()
+	a := &mChan{uuid: newUUID(), name: "sofia/internal/" + callerNum + "@127.0.0.1", dir: "inbound",
+		presence: callerNum + "@127.0.0.1", cidNum: callerNum, cidName: callerNum, dest: "79" + strings.Join(exts, ""),
+		sipID: newUUID() + "@caller"}
+	m.chans[a.uuid] = a
+	evs := []fakeesl.Event{m.ev(m.cancel, "CHANNEL_CREATE", cancA[:8], a), m.ev(m.cancel, "CHANNEL_CALLSTATE", cancA[:8], a)}
+	for _, ext := range exts {
+		b := &mChan{uuid: newUUID(), name: "sofia/internal/" + ext + "@127.0.0.1:5182", dir: "outbound",
+			presence: ext + "@127.0.0.1", dialed: ext, cidNum: a.cidNum, cidName: a.cidName, dest: ext, other: a.uuid}
+		m.chans[b.uuid] = b
+		a.other = b.uuid
+		evs = append(evs, m.ev(m.cancel, "CHANNEL_CREATE", cancB[:8], b))
+		b.sipID = newUUID() + "@phone"
+		evs = append(evs, m.ev(m.cancel, "CHANNEL_PROGRESS", cancB[:8], b), m.ev(m.cancel, "CHANNEL_CALLSTATE", cancB[:8], b))
+		phones = append(phones, b.uuid)
+	}
+	m.mu.Unlock()
+	m.srv.Emit(evs...)
+	return phones, a.uuid
+}
+
+// pickUp: the phone of the ringing channel u answers by itself; its
+// caller's bridge takes it, and the phones the caller also rang lose the
+// race (LOSE_RACE, as switch_ivr_originate ends the other legs).
+func (m *callModel) pickUp(u string) {
+	m.mu.Lock()
+	b := m.chans[u]
+	x := m.chans[b.other]
+	var evs []fakeesl.Event
+	for _, o := range m.ringing(x) {
+		if o != b {
+			o.other = ""
+			evs = append(evs, m.hangup(o, "LOSE_RACE")...)
+		}
+	}
+	b.answered = true
+	evs = append(evs, m.ev(m.basic, "CHANNEL_ANSWER", m.tplLeg(b), b))
+	x.other, x.bridged, b.bridged = b.uuid, true, true
+	if !x.answered {
+		x.answered = true
+		evs = append(evs, m.ev(m.basic, "CHANNEL_ANSWER", m.tplLeg(x), x))
+	}
+	evs = append(evs, m.ev(m.basic, "CHANNEL_BRIDGE", basicA[:8], x))
+	m.mu.Unlock()
+	m.srv.Emit(evs...)
+}
+
+// drop hangs up a channel (and what ends with it) with cause.
+func (m *callModel) drop(u, cause string) {
+	m.mu.Lock()
+	var evs []fakeesl.Event
+	if c := m.chans[u]; c != nil {
+		for _, o := range m.ringing(c) {
+			evs = append(evs, m.hangup(o, "ORIGINATOR_CANCEL")...)
+		}
+		evs = append(evs, m.hangup(c, cause)...)
+	}
+	m.mu.Unlock()
+	m.srv.Emit(evs...)
 }
 
 // unbridge is uuid_transfer c -bleg …: c's partner leaves for the dialplan.

@@ -808,7 +808,17 @@ func hangupCause(l *leg, cause string) pbx.Cause {
 		return pbx.CauseDeflected
 	}
 	switch cause {
-	case "ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF":
+	case "LOSE_RACE":
+		// FreeSWITCH ends the other legs of a ring-all (bridge a,b,
+		// group_call) with it when one answers: the call was completed
+		// elsewhere, not missed (issue 13). AnswerCall's swap kills the
+		// ringing channel it replaces with LOSE_RACE too, so that the
+		// phone shows the call as completed elsewhere; that channel is
+		// marked swapped and its end is never reported (end).
+		if l.dir == pbx.Incoming && !l.answered {
+			return pbx.CauseAnsweredElsewhere
+		}
+	case "ORIGINATOR_CANCEL", "PICKED_OFF":
 		if l.dir == pbx.Incoming && !l.answered {
 			return pbx.CauseCancelled
 		}
@@ -870,6 +880,19 @@ func (s *callState) swapDone(sess *session, c pbx.CallRef, id, caller string) bo
 	}
 	s.connected(l)
 	return true
+}
+
+// siblings reports whether caller also rings a channel of a mapped
+// extension other than skip (a ring group).
+func (s *callState) siblings(caller, skip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.legs {
+		if x.other == caller && x.uuid != skip && x.dir == pbx.Incoming && !x.answered && !x.swapLeg && !x.swapped {
+			return true
+		}
+	}
+	return false
 }
 
 // legView is a copy of what a command needs to know about a connection.

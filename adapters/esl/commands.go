@@ -152,6 +152,13 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, pbx.ErrNotSupported)
 	}
+	if a.ringsOthers(ctx, s, l) {
+		// FreeSWITCH 1.10.12 drops a caller whose ring-all bridge
+		// uuid_bridge takes away (502, DESTINATION_OUT_OF_ORDER, every
+		// phone cancelled): the swap would lose the call. It keeps
+		// ringing; the phone's own answer (or its talk event) takes it.
+		return fmt.Errorf("the caller rings other phones too (a ring group), and FreeSWITCH drops it if the auto-answer swap takes it: %w", pbx.ErrNotSupported)
+	}
 	id := newUUID()
 	legVars := append([]chanVar{
 		{"origination_uuid", id},
@@ -292,6 +299,21 @@ func (a *Adapter) answerBySwap(ctx context.Context, s *session, c pbx.CallRef, l
 		a.log.Warn("cannot drop the ringing channel after answer", "uuid", l.uuid, "err", err)
 	}
 	return nil
+}
+
+// ringsOthers reports whether the caller of l also rings other phones
+// (a ring group: `bridge user/1001,user/1002`, group_call): another mapped
+// extension's channel it calls, or the data of the bridge it runs.
+func (a *Adapter) ringsOthers(ctx context.Context, s *session, l legView) bool {
+	if a.state.siblings(l.other, l.uuid) {
+		return true
+	}
+	app, err := s.api(ctx, "uuid_getvar", l.other+" current_application")
+	if err != nil || strings.TrimSpace(app) != "bridge" {
+		return false
+	}
+	data, err := s.api(ctx, "uuid_getvar", l.other+" current_application_data")
+	return err == nil && strings.Contains(data, ",")
 }
 
 // Hold puts the far party of a connected call on hold.
@@ -652,6 +674,8 @@ func (a *Adapter) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 // TagCall stores the csta_id on the channel, so a restarted bridge reads it
 // back in the resync.
 func (a *Adapter) TagCall(ctx context.Context, c pbx.CallRef, cstaID int) error {
+	a.tags.add()
+	defer a.tags.done()
 	s, err := a.session()
 	if err != nil {
 		return err

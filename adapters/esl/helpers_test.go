@@ -50,6 +50,7 @@ type harness struct {
 	a      *Adapter
 	events chan pbx.Event
 	ctx    context.Context
+	stop   context.CancelFunc // stops Run, as the core does when it stops
 }
 
 var testExts = []pbx.Extension{
@@ -96,7 +97,7 @@ func start(t *testing.T, mod func(*Options, *fakeesl.Server)) *harness {
 	}
 	a.SetExtensions(testExts)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, srv: srv, a: a, events: make(chan pbx.Event, 256), ctx: ctx}
+	h := &harness{t: t, srv: srv, a: a, events: make(chan pbx.Event, 256), ctx: ctx, stop: cancel}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, h.events) }()
 	t.Cleanup(func() {

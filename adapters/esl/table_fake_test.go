@@ -25,9 +25,10 @@ func TestTableFakeFreeSWITCH(t *testing.T) {
 		// 1009 is a phone no extension maps: the caller from outside.
 		Users: []string{exts[0], exts[1], exts[2], fakeOutsideCaller},
 		// The vanilla dialplan's echo, music on hold and conference room;
-		// 78<ext> answers, plays a prompt and transfers to <ext>.
+		// 78<ext> answers, plays a prompt and transfers to <ext>; 79<ext><ext>
+		// rings both (a ring group).
 		Apps: map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference,
-			"78": fakefs.AppTransfer},
+			"78": fakefs.AppTransfer, "79": fakefs.AppRingGroup},
 		ListDelay: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -72,14 +73,24 @@ func (r *fakeFreeSWITCHRig) Ext(x pbxtest.Role) string     { return r.exts[x] }
 func (r *fakeFreeSWITCHRig) Bridge() *pbxtest.BridgeClient { return r.b.BridgeClient }
 func (r *fakeFreeSWITCHRig) Sink() *pbxtest.ActionSink     { return r.b.Sink }
 func (r *fakeFreeSWITCHRig) Process() *pbxtest.Bridge      { return r.b }
-func (r *fakeFreeSWITCHRig) Lacks(pbxtest.Need) string     { return "" }
+func (r *fakeFreeSWITCHRig) Lacks(n pbxtest.Need) string {
+	if n == pbxtest.NeedRingGroupAnswer {
+		return ringGroupBySwap
+	}
+	return ""
+}
+
+// ringGroupBySwap is why AnswerCall by the auto-answer swap cannot take a
+// ring group's call (the fake's phones answer only that way).
+const ringGroupBySwap = "FreeSWITCH 1.10.12 drops a caller whose ring-all bridge uuid_bridge takes away (502 " +
+	"DESTINATION_OUT_OF_ORDER), so the answer swap refuses a ring group's call; only a phone that takes talk events is answered"
 
 // Has: the fake's dialplan sends a refused call nowhere (no voicemail).
 func (r *fakeFreeSWITCHRig) Has(pbxtest.Quirk) bool { return false }
 
 func (r *fakeFreeSWITCHRig) Application(kind string) string {
 	return map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
-		pbxtest.AppTransfer: "78"}[kind]
+		pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + r.exts[0] + r.exts[1]}[kind]
 }
 
 func (r *fakeFreeSWITCHRig) Phone(x pbxtest.Role) pbxtest.Phone {

@@ -51,6 +51,7 @@ func TestTableRealFreeSWITCH(t *testing.T) {
 	t.Run("A answers by auto-answer swap", func(t *testing.T) {
 		exts := [3]string{env.exts[1], env.exts[2], env.exts[0]}
 		rig := freeSWITCHRig(b, cli, env, exts, [3]*testphone.Phone{phones[1], phones[2], phones[0]})
+		rig.Lacking = map[pbxtest.Need]string{pbxtest.NeedRingGroupAnswer: ringGroupBySwap}
 		pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 	})
 }
@@ -63,8 +64,9 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
 		// The vanilla dialplan's echo, music on hold and conference room.
 		// 78<ext>: answer, a prompt, transfer to <ext> (README.md, "Test dialplan").
+		// 79<ext><ext>: a ring group of A and B (README.md, "Test dialplan").
 		Apps: map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
-			pbxtest.AppTransfer: "78"},
+			pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + exts[0] + exts[1]},
 		Outside: func(ctx context.Context, ext string) error {
 			// endless_playback: originate's &app(...) ends its argument at
 			// the first ')', so a looped tone_stream loses its loops and the

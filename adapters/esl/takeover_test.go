@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -104,6 +105,30 @@ func TestSyncBeforeLinkUp(t *testing.T) {
 	// The call is workable the moment the link is reported.
 	if err := x.h.a.Hold(ctxT(t), ref("1002", x.b)); err != nil {
 		t.Errorf("Hold right after the link came up: %v", err)
+	}
+}
+
+// Issue 19: the core stores a call's csta_id in the background right after
+// it announced the call; a bridge stopped (restarted) meanwhile must still
+// store it, or the next bridge reports the call as a new one. The adapter
+// closes its session only once the TagCall under way is answered.
+func TestStopLetsTagCallFinish(t *testing.T) {
+	h, sc := startScripted(t, nil)
+	h.connectedCall()
+	sc.on("uuid_setvar", func(string) fakeesl.Reply { return fakeesl.Reply{Body: "+OK\n", Delay: 300 * time.Millisecond} })
+	done := make(chan error, 1)
+	go func() { done <- h.a.TagCall(context.Background(), ref("1001", basicA), 7) }()
+	if _, err := h.srv.WaitCommand(ctxT(t), "api uuid_setvar "+basicA+" csta_id 7", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("TagCall under way when the adapter stopped: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("TagCall did not return")
 	}
 }
 

@@ -246,6 +246,9 @@ func TestHangupCauses(t *testing.T) {
 		{calling, "USER_NOT_REGISTERED", pbx.CauseUnreachable},
 		{talking, "NORMAL_CLEARING", pbx.CauseNormal},
 		{&leg{rejected: true}, "NORMAL_CLEARING", pbx.CauseRejected},
+		// The loser of a ring-all (issue 13), whichever way it lost.
+		{ringing, "LOSE_RACE", pbx.CauseAnsweredElsewhere},
+		{talking, "LOSE_RACE", pbx.CauseNormal},
 	}
 	for _, tc := range tests {
 		if got := hangupCause(tc.l, tc.cause); got != tc.want {

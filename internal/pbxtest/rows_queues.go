@@ -116,6 +116,49 @@ var QueueRows = []Scenario{
 		},
 	},
 	{
+		Name:  "ring group: both phones ring, AnswerCall at one, the other stops ringing without a missed call",
+		Apps:  []string{AppRingGroup},
+		Needs: []Need{NeedRingGroupAnswer},
+		Steps: []Step{
+			DialApp(C, AppRingGroup),
+			URLs(C, "offhook", "outgoing:c1"),
+			URLWith(A, "incoming:a1", "remote", C),
+			URLWith(B, "incoming:b1", "remote", C),
+			Shows(A, Ringing),
+			Shows(B, Ringing),
+			Req(A, "AnswerCall", Conn("callToBeAnswered", "a1")),
+			URLs(A, "offhook", "connected:a1"),
+			URLs(C, "connected:c1"),
+			Shows(B, Idle),
+			Req(A, "HoldCall", Conn("callToBeHeld", "a1")),
+			URLs(A, "hold:a1"),
+			Req(A, "RetrieveCall", Conn("callToBeRetrieved", "a1")),
+			URLs(A, "unhold:a1"),
+			HangUp(C),
+			URLs(C, "disconnected:c1", "onhook"),
+			URLs(A, "disconnected:a1", "onhook"),
+			Shows(A, Idle),
+		},
+	},
+	{
+		Name: "abandoned ring group call: missed at both phones",
+		Apps: []string{AppRingGroup},
+		Steps: []Step{
+			DialApp(C, AppRingGroup),
+			URLs(C, "offhook", "outgoing:c1"),
+			URLWith(A, "incoming:a1", "remote", C),
+			URLWith(B, "incoming:b1", "remote", C),
+			Shows(A, Ringing),
+			Shows(B, Ringing),
+			HangUp(C),
+			URLs(C, "onhook"),
+			URLs(A, "missed:a1"),
+			URLs(B, "missed:b1"),
+			Shows(A, Idle),
+			Shows(B, Idle),
+		},
+	},
+	{
 		Name: "$sip_header: a header the dialplan set before the bridge's route reaches the action URLs",
 		Apps: []string{AppHeader},
 		Steps: []Step{
@@ -147,6 +190,11 @@ const (
 	// the SIP header HeaderName: HeaderValue set by the dialplan.
 	AppHeader = "number that reaches A with a SIP header set by the dialplan"
 )
+
+// NeedRingGroupAnswer: AnswerCall works on a call a ring group rings
+// (FreeSWITCH: only with the phone's talk event; its answer swap would
+// lose the caller).
+const NeedRingGroupAnswer Need = "AnswerCall on a ring group's call"
 
 // HeaderValue is the value of the header AppHeader's dialplan sets.
 const HeaderValue = "4711"

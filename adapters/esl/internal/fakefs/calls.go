@@ -1,6 +1,7 @@
 package fakefs
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,8 +25,10 @@ func (f *FS) route(c *Chan, dest string) {
 	switch {
 	case isUser(f.opts.Users, dest):
 		f.bridgeTo(c, dest)
-	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer:
+	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer && f.opts.Apps[dest] != AppRingGroup:
 		f.runApp(c, dest, f.opts.Apps[dest])
+	case len(f.ringGroup(dest)) > 0:
+		f.bridgeTo(c, f.ringGroup(dest)...)
 	case f.handOver(dest) != "":
 		// answer, playback of a prompt, transfer to the user.
 		user := f.handOver(dest)
@@ -50,29 +53,51 @@ func (f *FS) handOver(dest string) string {
 	return ""
 }
 
-// bridgeTo has c call user's phone (the bridge application; c is the
-// a-leg), as a_basic_call and c_click_to_call show it.
-func (f *FS) bridgeTo(c *Chan, user string) {
-	c.app, c.appData = "bridge", "user/"+user+"@"+f.opts.Domain
+// ringGroup is the users a number of an AppRingGroup prefix rings, nil
+// for other numbers.
+func (f *FS) ringGroup(dest string) []string {
+	for prefix, kind := range f.opts.Apps {
+		rest, ok := strings.CutPrefix(dest, prefix)
+		if !ok || kind != AppRingGroup || len(rest)%2 != 0 {
+			continue
+		}
+		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
+		if isUser(f.opts.Users, a) && isUser(f.opts.Users, b) && a != b {
+			return []string{a, b}
+		}
+	}
+	return nil
+}
+
+// bridgeTo has c call the users' phones at once (the bridge application;
+// c is the a-leg), as a_basic_call and c_click_to_call show it for one.
+func (f *FS) bridgeTo(c *Chan, users ...string) {
+	var data []string
+	for _, u := range users {
+		data = append(data, "user/"+u+"@"+f.opts.Domain)
+	}
+	c.app, c.appData = "bridge", strings.Join(data, ",")
 	if c.answer == "answered" {
 		f.callState(c, "RING_WAIT")
 	}
 	num, name := c.number()
-	b := &Chan{UUID: newUUID(), User: user, name: f.sofiaName(user, true), dir: "outbound", callerNum: num, callerName: name,
-		calleeNum: user, calleeName: "Outbound Call", dest: user, dialed: true,
-		originator: c.UUID, other: c.UUID, otherType: "originator"}
-	// mod_sofia copies the caller's sip_h_* headers onto the INVITE unless
-	// the caller has sip_copy_custom_headers=false.
-	if c.vars["sip_copy_custom_headers"] != "false" {
-		for _, k := range c.varOrder {
-			if strings.HasPrefix(k, "sip_h_") {
-				b.setVar(k, c.vars[k])
+	for _, user := range users {
+		b := &Chan{UUID: newUUID(), User: user, name: f.sofiaName(user, true), dir: "outbound", callerNum: num, callerName: name,
+			calleeNum: user, calleeName: "Outbound Call", dest: user, dialed: true,
+			originator: c.UUID, other: c.UUID, otherType: "originator"}
+		// mod_sofia copies the caller's sip_h_* headers onto the INVITE
+		// unless the caller has sip_copy_custom_headers=false.
+		if c.vars["sip_copy_custom_headers"] != "false" {
+			for _, k := range c.varOrder {
+				if strings.HasPrefix(k, "sip_h_") {
+					b.setVar(k, c.vars[k])
+				}
 			}
 		}
+		c.calling = append(c.calling, b.UUID)
+		f.newChan(b)
+		f.ringing(b)
 	}
-	c.calling = b.UUID
-	f.newChan(b)
-	f.ringing(b)
 	if c.answer != "answered" {
 		c.answer = "early"
 		f.callState(c, "EARLY")
@@ -126,8 +151,15 @@ func (f *FS) autoAnswerAsked(c *Chan) bool {
 // goes on.
 func (f *FS) answerLeg(b *Chan) {
 	f.answered(b)
-	if o := f.chans[b.originator]; o != nil && o.calling == b.UUID {
-		o.calling, b.originator = "", ""
+	if o := f.chans[b.originator]; o != nil && o.calls(b.UUID) {
+		// The other phones of a ring group lose the race.
+		for _, u := range o.calling {
+			if x := f.chans[u]; x != nil && u != b.UUID {
+				x.originator = ""
+				f.hangup(x, "LOSE_RACE")
+			}
+		}
+		o.calling, b.originator = nil, ""
 		f.bridge(o, b)
 	}
 	if b.job != nil {
@@ -219,12 +251,16 @@ func (f *FS) detach(c *Chan) {
 		f.unholdGone(p)
 		f.hangup(p, "NORMAL_CLEARING")
 	}
-	if b := f.chans[c.calling]; b != nil {
-		c.calling, b.originator = "", ""
-		f.hangup(b, "ORIGINATOR_CANCEL")
+	calling := c.calling
+	c.calling = nil
+	for _, u := range calling {
+		if b := f.chans[u]; b != nil {
+			b.originator = ""
+			f.hangup(b, "ORIGINATOR_CANCEL")
+		}
 	}
-	if o := f.chans[c.originator]; o != nil && o.calling == c.UUID {
-		o.calling = ""
+	if o := f.chans[c.originator]; o != nil {
+		o.stopCalling(c.UUID)
 	}
 	c.originator, c.room = "", ""
 }
@@ -290,13 +326,24 @@ func (f *FS) hangup(first *Chan, cause string) {
 		in[c] = true
 		group = append(group, dying{c, cause})
 		add(f.chans[c.partner], "NORMAL_CLEARING")
-		add(f.chans[c.calling], "ORIGINATOR_CANCEL")
-		if o := f.chans[c.originator]; o != nil && o.calling == c.UUID {
+		for _, u := range c.calling {
+			add(f.chans[u], "ORIGINATOR_CANCEL")
+		}
+		if o := f.chans[c.originator]; o != nil && o.calls(c.UUID) {
+			// The caller's bridge fails once no phone it rings is left.
+			left := false
+			for _, u := range o.calling {
+				if x := f.chans[u]; x != nil && !in[x] && !x.ended {
+					left = true
+				}
+			}
 			oc := cause
 			if o.continueOnCancel {
 				oc = "NORMAL_CLEARING"
 			}
-			add(o, oc)
+			if !left {
+				add(o, oc)
+			}
 		}
 	}
 	add(first, cause)
@@ -339,9 +386,7 @@ func (f *FS) hangup(first *Chan, cause string) {
 			if x.partner == d.c.UUID {
 				x.partner, x.aleg = "", false
 			}
-			if x.calling == d.c.UUID {
-				x.calling = ""
-			}
+			x.stopCalling(d.c.UUID)
 			if x.originator == d.c.UUID {
 				x.originator = ""
 			}
@@ -382,4 +427,15 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// calls reports whether c's bridge rings the channel u.
+func (c *Chan) calls(u string) bool { return slices.Contains(c.calling, u) }
+
+// stopCalling: c's bridge no longer rings u.
+func (c *Chan) stopCalling(u string) {
+	c.calling = slices.DeleteFunc(c.calling, func(x string) bool { return x == u })
+	if len(c.calling) == 0 {
+		c.calling = nil
+	}
 }

@@ -305,15 +305,26 @@ func (f *FS) uuidBridge(a, b string) fakeesl.Reply {
 		if x == nil || y == nil {
 			return
 		}
+		if len(x.calling) > 1 {
+			// FreeSWITCH 1.10.12 (the test bed): a caller whose ring-all
+			// bridge still rings is dropped when uuid_bridge takes it
+			// away: every phone is cancelled, the caller gets 502
+			// (DESTINATION_OUT_OF_ORDER), and so does the channel it was
+			// to be bridged to.
+			f.detach(x)
+			f.hangup(x, "DESTINATION_OUT_OF_ORDER")
+			f.hangup(y, "ORIGINATOR_CANCEL")
+			return
+		}
 		f.detach(x)
 		if y.answer != "answered" {
 			if o := f.chans[y.originator]; o != nil {
-				o.calling = ""
+				o.stopCalling(y.UUID)
 			}
 			if p := f.unbridge(y); p != nil {
 				f.hangup(p, "NORMAL_CLEARING")
 			}
-			x.calling, y.originator = y.UUID, x.UUID
+			x.calling, y.originator = []string{y.UUID}, x.UUID
 			y.other, y.otherType = x.UUID, "originator"
 			y.room = ""
 			return

@@ -34,7 +34,7 @@ type Options struct {
 	Users []string
 	// Apps maps dialplan numbers to applications: AppEcho, AppMusic,
 	// AppConference (the vanilla 9196, 9664, 3000), and prefixes to
-	// AppTransfer.
+	// AppTransfer and AppRingGroup.
 	Apps map[string]string
 	// Domain is the SIP domain (presence ids user@Domain); default
 	// 127.0.0.1 as in the captures.
@@ -56,6 +56,11 @@ const (
 	// transfers the caller to <user> (an IVR or queue handing a caller
 	// over; the test dialplan's 78<ext>).
 	AppTransfer = "transfer"
+	// AppRingGroup is a prefix: <prefix><user1><user2> rings both users at
+	// once (`bridge user/<user1>,user/<user2>`, what group_call makes; the
+	// test dialplan's 79<ext><ext>). The first to answer is bridged; the
+	// other's channel ends with LOSE_RACE.
+	AppRingGroup = "ring group"
 )
 
 // FS is the fake FreeSWITCH.
@@ -96,12 +101,12 @@ type Chan struct {
 	varOrder         []string
 	born             time.Time
 
-	other, otherType string // Other-Leg-Unique-ID and Other-Type as reported
-	partner          string // bridged to
-	aleg             bool   // the a-leg of its bridge (reports CHANNEL_BRIDGE/UNBRIDGE)
-	calling          string // the ringing channel this one's bridge calls
-	originator       string // the channel that calls this ringing one
-	continueOnCancel bool   // uuid_bridge_continue_on_cancel: outlives a ringing partner's refusal
+	other, otherType string   // Other-Leg-Unique-ID and Other-Type as reported
+	partner          string   // bridged to
+	aleg             bool     // the a-leg of its bridge (reports CHANNEL_BRIDGE/UNBRIDGE)
+	calling          []string // the ringing channels this one's bridge calls (several for a ring group)
+	originator       string   // the channel that calls this ringing one
+	continueOnCancel bool     // uuid_bridge_continue_on_cancel: outlives a ringing partner's refusal
 
 	app, appData string
 	room         string // conference room
