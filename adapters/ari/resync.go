@@ -117,23 +117,30 @@ func (a *Adapter) resync(ctx context.Context) error {
 			return fmt.Errorf("channel %s: %w", k.ID, err)
 		}
 		s := snapshot{data: d}
+		// A variable that is not set and a channel that is gone both
+		// answer 404; a channel that hung up while it was being read (a
+		// phone's BYE Asterisk was still tearing down) is no call to
+		// report, not even with half its variables.
+		missing := false
+		read := func(name string) string {
+			v, err := a.channelVarErr(ctx, k.ID, name)
+			missing = missing || httpStatus(err) == 404
+			return v
+		}
 		// ari.ChannelData has no dialplan application, so ownership is
 		// read from the variable the adapter puts on every Stasis channel.
 		if !others[k.ID] {
-			var verr error
-			s.call, verr = a.channelVarErr(ctx, k.ID, varCall)
-			if s.call == "" && httpStatus(verr) == 404 && a.channelGone(ctx, k.ID) {
-				// Hung up between the list and now (a phone's BYE that
-				// Asterisk was still tearing down): not a call to report.
-				continue
-			}
+			s.call = read(varCall)
 		}
 		if s.call != "" {
-			s.held = a.channelVar(ctx, k.ID, varHeld) == "1"
+			s.held = read(varHeld) == "1"
 		}
 		if _, isExt := mapped[endpointKey(endpointOf(d.Name))]; isExt {
-			s.legVar = a.channelVar(ctx, k.ID, varLeg)
-			s.csta, _ = strconv.Atoi(a.channelVar(ctx, k.ID, varCSTAID))
+			s.legVar = read(varLeg)
+			s.csta, _ = strconv.Atoi(read(varCSTAID))
+		}
+		if missing && a.channelGone(ctx, k.ID) {
+			continue
 		}
 		snaps = append(snaps, s)
 	}

@@ -32,6 +32,32 @@ var SweepRows = []Scenario{
 			URLs(B, "disconnected:b1", "onhook"),
 		},
 	},
+	{
+		// On Asterisk the far party held by the bridge is outside the
+		// bridge, where the hangup handler does not reach it: the sweep
+		// ends it.
+		Name:  "call held by HoldCall, the extension hangs up while the bridge is stopped: nothing left after the start",
+		Needs: []Need{NeedRestartTakeover, NeedSweep},
+		Steps: []Step{
+			Dial(B, A),
+			URLs(A, "incoming:a1"),
+			URLs(B, "offhook", "outgoing:b1"),
+			PickUp(A),
+			URLs(A, "offhook", "connected:a1"),
+			URLs(B, "connected:b1"),
+			Req(A, "HoldCall", Conn("callToBeHeld", "a1")),
+			URLs(A, "hold:a1"),
+			BridgeStops(),
+			HangUp(A),
+			Shows(A, Idle),
+			PBXBeforeStart(A),
+			BridgeStarts(),
+			NothingLeftWithin(sweepWithin),
+			Shows(B, Idle),
+			URLs(A, "disconnected:a1", "onhook"),
+			URLs(B, "disconnected:b1", "onhook"),
+		},
+	},
 	sweepAfterTransfer("the transferred caller", B, C),
 	sweepAfterTransfer("the transfer's target", C, B),
 	{
