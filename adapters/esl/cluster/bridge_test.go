@@ -45,7 +45,8 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 	for _, n := range cfg.PBX.ESL.Nodes {
 		a, err := esl.New(esl.Options{Address: n.Address, Password: n.Password, Context: cfg.PBX.ESL.Context,
 			Logger: log.With("node", n.Name), CommandTimeout: 3 * time.Second, HoldMusicWait: 50 * time.Millisecond,
-			MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+			AnswerTimeout: time.Second,
+			MinBackoff:    20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 		if err != nil {
 			return nil, err
 		}

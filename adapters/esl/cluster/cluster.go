@@ -43,6 +43,11 @@ type Cluster struct {
 	// linkSent is the aggregate link last sent to the core: 0 none yet,
 	// 1 up, 2 down.
 	linkSent int
+	// started: the first sync went to the core. The core takes the calls a
+	// previous bridge left from its first sync and ends those it does not
+	// list, so that sync waits until every node has synced or is known
+	// down, and the link is not reported up before it.
+	started bool
 
 	// handled, when set (tests), is called after each node event was
 	// handled and what it led to was sent to the core.
@@ -54,6 +59,9 @@ type node struct {
 	pbx  pbx.PBX
 
 	up       bool
+	synced   bool                         // has sent a sync since Run started
+	linking  bool                         // has sent a sync, its link report is still to come
+	downSeen bool                         // reported down since Run started
 	detail   string                       // why it is down
 	calls    map[pbx.CallRef]pbx.CallInfo // its live connections as last known
 	pinned   int                          // extensions pinned to it
@@ -219,6 +227,17 @@ func (c *Cluster) linkEvent() []pbx.Event {
 	want := 2
 	if up {
 		want = 1
+	}
+	if up && !c.started {
+		return nil // ready only with the calls: the first sync comes first
+	}
+	for _, n := range c.nodes {
+		if up && n.linking {
+			// A node that synced takes commands once it reports its link
+			// (the esl adapter syncs first): the core, ready on this
+			// link, may send them at once on the calls of that sync.
+			return nil
+		}
 	}
 	if want == c.linkSent {
 		return nil

@@ -174,6 +174,22 @@ func (r *rig) feedThrough(node string, ev pbx.Event) {
 	}
 }
 
+// start connects the nodes with no calls: the core gets one sync, then
+// the link up.
+func (r *rig) start(nodes ...string) {
+	r.t.Helper()
+	for _, n := range nodes {
+		r.feed(n, pbx.Event{Kind: pbx.EventSync})
+		r.feed(n, pbx.Event{Kind: pbx.EventLink, Up: true})
+	}
+	if ev := r.next(); ev.Kind != pbx.EventSync || len(ev.Calls) != 0 {
+		r.t.Fatalf("core got %s %v, want an empty sync", ev.Kind, refs(ev.Calls))
+	}
+	if ev := r.next(); ev.Kind != pbx.EventLink || !ev.Up {
+		r.t.Fatalf("core got %+v, want the link up", ev)
+	}
+}
+
 func refs(calls []pbx.CallInfo) []string {
 	var out []string
 	for _, c := range calls {
@@ -189,11 +205,7 @@ var threeExts = []pbx.Extension{{Name: "1001", Node: "fs1"}, {Name: "1002"}, {Na
 // so that only the syncing node's ended calls are cleared.
 func TestSyncMergesOtherNodes(t *testing.T) {
 	r := newRig(t, threeExts, "fs1", "fs2")
-	r.feed("fs1", pbx.Event{Kind: pbx.EventLink, Up: true})
-	if ev := r.next(); ev.Kind != pbx.EventLink || !ev.Up {
-		t.Fatalf("first link %+v", ev)
-	}
-	r.feed("fs2", pbx.Event{Kind: pbx.EventLink, Up: true}) // aggregate unchanged: nothing
+	r.start("fs1", "fs2")
 	a := pbx.CallRef{Ext: "1001", ID: "a"}
 	b := pbx.CallRef{Ext: "1003", ID: "b"}
 	g := pbx.CallRef{Ext: "1001", ID: "gone"}
@@ -234,6 +246,34 @@ func TestSyncMergesOtherNodes(t *testing.T) {
 	}
 }
 
+// The core's first sync holds the calls of every node: it waits for each
+// node's sync (or its failure to connect), and the link is reported up
+// only after it, and once every node that synced reported its link, so the
+// core is never ready without the calls a previous bridge left, nor before
+// their node takes commands.
+func TestFirstSyncWaitsForEveryNode(t *testing.T) {
+	r := newRig(t, threeExts, "fs1", "fs2")
+	a := pbx.CallInfo{Call: pbx.CallRef{Ext: "1001", ID: "a"}, State: pbx.StateConnected, CSTAID: -3}
+	b := pbx.CallInfo{Call: pbx.CallRef{Ext: "1003", ID: "b"}, State: pbx.StateHeld, CSTAID: 2}
+	r.feed("fs1", pbx.Event{Kind: pbx.EventSync, Calls: []pbx.CallInfo{a}})
+	r.feed("fs1", pbx.Event{Kind: pbx.EventLink, Up: true})
+	// A new call on fs1 meanwhile reaches the core at once.
+	r.feedThrough("fs1", pbx.Event{Kind: pbx.EventOffered, Call: pbx.CallRef{Ext: "1001", ID: "new"}})
+	r.feed("fs2", pbx.Event{Kind: pbx.EventSync, Calls: []pbx.CallInfo{b}})
+	ev := r.next()
+	want := []string{"1001/a:connected", "1001/new:alerting", "1003/b:held"}
+	if ev.Kind != pbx.EventSync || !slices.Equal(refs(ev.Calls), want) {
+		t.Fatalf("core got %s %v, want sync %v", ev.Kind, refs(ev.Calls), want)
+	}
+	// fs2 synced but has not reported its link: the core would send it
+	// commands on b the moment it is ready.
+	r.feed("fs2", pbx.Event{Kind: pbx.EventLink, Up: true})
+	if ev := r.next(); ev.Kind != pbx.EventLink || !ev.Up {
+		t.Fatalf("core got %+v, want the link up", ev)
+	}
+	r.feedThrough("fs2", pbx.Event{Kind: pbx.EventHeld, Call: b.Call, ByPhone: true})
+}
+
 // The link is up while any node is; down names every node's reason.
 func TestLinkAggregate(t *testing.T) {
 	r := newRig(t, threeExts, "fs1", "fs2")
@@ -241,8 +281,17 @@ func TestLinkAggregate(t *testing.T) {
 	if ev := r.next(); ev.Kind != pbx.EventLink || ev.Up || ev.Reason != "fs1: refused; fs2: connecting" {
 		t.Fatalf("%+v", ev)
 	}
+	// fs1 is known down: fs2's sync is the first, without waiting for fs1.
+	r.feed("fs2", pbx.Event{Kind: pbx.EventSync})
+	if ev := r.next(); ev.Kind != pbx.EventSync {
+		t.Fatalf("%+v", ev)
+	}
 	r.feed("fs2", pbx.Event{Kind: pbx.EventLink, Up: true})
 	if ev := r.next(); !ev.Up {
+		t.Fatalf("%+v", ev)
+	}
+	r.feed("fs1", pbx.Event{Kind: pbx.EventSync})
+	if ev := r.next(); ev.Kind != pbx.EventSync {
 		t.Fatalf("%+v", ev)
 	}
 	r.feed("fs1", pbx.Event{Kind: pbx.EventLink, Up: true})
@@ -299,10 +348,7 @@ func TestMakeCallFindsTheDevice(t *testing.T) {
 	notReg := fmt.Errorf("esl: make call: esl: originate: -ERR USER_NOT_REGISTERED: %w", pbx.ErrDeviceUnreachable)
 	r.nodes["fs1"].makeCall = notReg
 	r.nodes["fs2"].makeCall = fmt.Errorf("esl: originate: -ERR CALL_REJECTED: %w", pbx.ErrDeviceUnreachable)
-	for _, n := range []string{"fs1", "fs2", "fs3"} {
-		r.feed(n, pbx.Event{Kind: pbx.EventLink, Up: true})
-	}
-	r.next()
+	r.start("fs1", "fs2", "fs3")
 	mc := pbx.MakeCallRequest{Call: pbx.CallRef{Ext: "1002", ID: "mc-1"}, Destination: "9196"}
 	if err := r.c.MakeCall(context.Background(), mc); !errors.Is(err, pbx.ErrDeviceUnreachable) {
 		t.Fatalf("MakeCall: %v", err)
@@ -359,5 +405,18 @@ func TestTransferAcrossNodesRefused(t *testing.T) {
 	}
 	if got := r.nodes["fs1"].commands(); !slices.Equal(got, []string{"transfer h a1"}) {
 		t.Errorf("fs1 commands %v", got)
+	}
+}
+
+// A node that reports its link before its sync is ready with it.
+func TestLinkBeforeSync(t *testing.T) {
+	r := newRig(t, threeExts, "fs1")
+	r.feed("fs1", pbx.Event{Kind: pbx.EventLink, Up: true})
+	r.feed("fs1", pbx.Event{Kind: pbx.EventSync})
+	if ev := r.next(); ev.Kind != pbx.EventSync {
+		t.Fatalf("core got %+v, want the sync", ev)
+	}
+	if ev := r.next(); ev.Kind != pbx.EventLink || !ev.Up {
+		t.Fatalf("core got %+v, want the link up", ev)
 	}
 }

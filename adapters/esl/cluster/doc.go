@@ -24,8 +24,17 @@
 // is back its own sync clears its calls that ended meanwhile and takes
 // the live ones over: no other node's call is touched.
 //
+// The core's first sync is special: it takes over the calls a previous
+// bridge left and ends those it does not list. So the first sync waits
+// until every node has synced or failed to connect, and holds all their
+// calls; a node down at start-up has its left calls reported ended, and
+// those still live come back silently (with their csta_id) when it is.
+//
 // The link (EventLink) is up while at least one node is connected, so the
-// CTI keeps working for the extensions of the nodes that are up; which
+// CTI keeps working for the extensions of the nodes that are up; it goes
+// up only after the first sync and once every node that synced has
+// reported its own link (the esl adapter syncs first), so a request sent
+// the moment the bridge is ready finds its call's node connected. Which
 // nodes are down is reported by Nodes (pbx.NodeReporter) for /metrics and
 // /-/ready.
 package cluster

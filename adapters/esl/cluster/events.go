@@ -32,16 +32,28 @@ func (c *Cluster) handle(ne nodeEvent) []pbx.Event {
 			}
 		}
 		n.up = ev.Up
+		n.linking = false
 		n.detail = ""
 		if !ev.Up {
+			n.downSeen = true
 			n.detail = ev.Reason
 			if n.detail == "" {
 				n.detail = "disconnected"
 			}
 		}
-		return c.linkEvent()
+		return append(c.firstSync(), c.linkEvent()...)
 	case pbx.EventSync:
-		return []pbx.Event{c.sync(n, ev.Calls)}
+		// A node that reported its link before its sync takes commands.
+		n.synced, n.linking = true, !n.up
+		merged := c.sync(n, ev.Calls)
+		c.log.Debug("node sync", "node", n.name, "calls", len(ev.Calls), "merged", len(merged.Calls), "started", c.started)
+		if c.started {
+			return []pbx.Event{merged}
+		}
+		if first := c.firstSync(); first != nil {
+			return append(first, c.linkEvent()...)
+		}
+		return nil
 	case pbx.EventDevice:
 		return c.device(n, ev)
 	}
@@ -117,6 +129,45 @@ func track(n *node, ev pbx.Event) {
 	n.calls[ref] = ci
 }
 
+// firstSync returns the core's first sync once every node has synced or
+// been reported down since Run started (and one has synced). A node that
+// is down then has its calls missing from it: the core reports the calls a
+// previous bridge left there ended; when the node is back, those still
+// live come back in its sync and are taken over silently.
+func (c *Cluster) firstSync() []pbx.Event {
+	if c.started {
+		return nil
+	}
+	any := false
+	for _, n := range c.nodes {
+		if !n.synced && !n.downSeen {
+			return nil
+		}
+		any = any || n.synced
+	}
+	if !any {
+		return nil
+	}
+	c.started = true
+	var all []pbx.CallInfo
+	for _, n := range c.nodes {
+		all = append(all, sortedCalls(n)...)
+	}
+	return []pbx.Event{{Kind: pbx.EventSync, Calls: all}}
+}
+
+// sortedCalls lists a node's calls in a stable order.
+func sortedCalls(n *node) []pbx.CallInfo {
+	out := make([]pbx.CallInfo, 0, len(n.calls))
+	for _, ci := range n.calls {
+		out = append(out, ci)
+	}
+	slices.SortFunc(out, func(a, b pbx.CallInfo) int {
+		return cmp.Or(cmp.Compare(a.Call.Ext, b.Call.Ext), cmp.Compare(a.Call.ID, b.Call.ID))
+	})
+	return out
+}
+
 // sync takes a node's list of live calls after its (re)connect and returns
 // the core's sync: that list merged with every other node's last known
 // calls, so that only this node's ended calls are cleared.
@@ -144,17 +195,9 @@ func (c *Cluster) sync(n *node, list []pbx.CallInfo) pbx.Event {
 	}
 	n.calls = fresh
 	for _, o := range c.nodes {
-		if o == n {
-			continue
+		if o != n {
+			merged = append(merged, sortedCalls(o)...)
 		}
-		others := make([]pbx.CallInfo, 0, len(o.calls))
-		for _, ci := range o.calls {
-			others = append(others, ci)
-		}
-		slices.SortFunc(others, func(a, b pbx.CallInfo) int {
-			return cmp.Or(cmp.Compare(a.Call.Ext, b.Call.Ext), cmp.Compare(a.Call.ID, b.Call.ID))
-		})
-		merged = append(merged, others...)
 	}
 	return pbx.Event{Kind: pbx.EventSync, Calls: merged}
 }

@@ -1,0 +1,132 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakefs"
+	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
+)
+
+// TestTableThroughCluster plays the scenario table through the cluster
+// adapter on two fake FreeSWITCH nodes: fs0, listed first, has none of the
+// phones; fs1 has them all, unpinned and with no registration seen, so
+// every MakeCall of the table is first refused by fs0 (USER_NOT_REGISTERED)
+// and placed on fs1, and every restart row resyncs a cluster. What the CTI
+// sees must be exactly what it sees on one FreeSWITCH.
+func TestTableThroughCluster(t *testing.T) {
+	exts := [3]string{"1001", "1002", "1003"}
+	idle := newFake(t)
+	f, err := fakefs.New(fakefs.Options{Captures: "../testdata",
+		Users: []string{exts[0], exts[1], exts[2], outsideCaller},
+		Apps: map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference,
+			"78": fakefs.AppTransfer},
+		ListDelay: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
+		PBX: fmt.Sprintf("  type: esl\n  esl:\n    password: ClueCon\n    context: default\n    nodes:\n"+
+			"      - {name: fs0, address: %q}\n      - {name: fs1, address: %q}\n", idle.Addr(), f.Addr()),
+		Exts:   map[string]string{exts[0]: "user/" + exts[0], exts[1]: "user/" + exts[1], exts[2]: "user/" + exts[2]},
+		Domain: "127.0.0.1",
+		Wait:   wait,
+		NewPBX: newPBX,
+	})
+	pbxtest.RunTable(t, &tableRig{f: f, b: b, exts: exts}, pbxtest.Scenarios)
+	if originates(f, "csta_makecall=true") > 0 && originates(idle, "csta_makecall=true") == 0 {
+		t.Error("no MakeCall was tried on the node without the phones first")
+	}
+}
+
+const outsideCaller = "1009"
+
+// tableRig plays the phones on the fake FreeSWITCH that has them.
+type tableRig struct {
+	f    *fakefs.FS
+	b    *pbxtest.Bridge
+	exts [3]string
+}
+
+var _ pbxtest.Rig = (*tableRig)(nil)
+
+func (r *tableRig) Ext(x pbxtest.Role) string     { return r.exts[x] }
+func (r *tableRig) Bridge() *pbxtest.BridgeClient { return r.b.BridgeClient }
+func (r *tableRig) Sink() *pbxtest.ActionSink     { return r.b.Sink }
+func (r *tableRig) Process() *pbxtest.Bridge      { return r.b }
+func (r *tableRig) Has(pbxtest.Quirk) bool        { return false }
+
+// Lacks: what the fake FreeSWITCH plays; a need added to the table later
+// is played here once it is listed.
+func (r *tableRig) Lacks(n pbxtest.Need) string {
+	if slices.Contains([]pbxtest.Need{pbxtest.NeedIgnoreAutoAnswer, pbxtest.NeedOutsideCaller, pbxtest.NeedDialplan,
+		pbxtest.NeedRestartTakeover}, n) {
+		return ""
+	}
+	return "not listed in the cluster rig"
+}
+
+func (r *tableRig) Application(kind string) string {
+	return map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
+		pbxtest.AppTransfer: "78"}[kind]
+}
+
+func (r *tableRig) Phone(x pbxtest.Role) pbxtest.Phone { return fakePhone{f: r.f, user: r.exts[x]} }
+
+func (r *tableRig) SetIgnoreAutoAnswer(x pbxtest.Role, ignore bool) {
+	r.f.SetIgnoreAutoAnswer(r.exts[x], ignore)
+}
+
+func (r *tableRig) OutsideCall(_ context.Context, ext string) error {
+	return r.f.Dial(outsideCaller, ext)
+}
+
+func (r *tableRig) Settle(t testing.TB, ctx context.Context) {
+	r.f.HangupAll()
+	if err := r.f.WaitIdle(ctx); err != nil {
+		t.Errorf("settle: %v", err)
+	}
+}
+
+// fakePhone is the phone of one user on the fake FreeSWITCH.
+type fakePhone struct {
+	f    *fakefs.FS
+	user string
+}
+
+var showing = map[pbxtest.Showing]fakefs.Showing{
+	pbxtest.Ringing: fakefs.Ringing, pbxtest.Dialing: fakefs.Dialing,
+	pbxtest.Connected: fakefs.Connected, pbxtest.Held: fakefs.Held,
+}
+
+func (p fakePhone) Dial(_ context.Context, number string) error { return p.f.Dial(p.user, number) }
+func (p fakePhone) Hangup(context.Context) error                { return p.f.Hangup(p.user) }
+
+func (p fakePhone) Answer(ctx context.Context) error {
+	return p.when(ctx, fakefs.Ringing, func() error { return p.f.Answer(p.user) })
+}
+
+func (p fakePhone) Hold(ctx context.Context) error {
+	return p.when(ctx, fakefs.Connected, func() error { return p.f.Hold(p.user) })
+}
+
+func (p fakePhone) Unhold(ctx context.Context) error {
+	return p.when(ctx, fakefs.Held, func() error { return p.f.Unhold(p.user) })
+}
+
+func (p fakePhone) Wait(ctx context.Context, want pbxtest.Showing) error {
+	return p.f.Wait(ctx, p.user, showing[want])
+}
+
+// when waits until the phone shows st, then acts.
+func (p fakePhone) when(ctx context.Context, st fakefs.Showing, act func() error) error {
+	if err := p.f.Wait(ctx, p.user, st); err != nil {
+		return err
+	}
+	return act()
+}
