@@ -35,7 +35,7 @@ type pbxBeforeStep struct{ gone Role }
 // in that moment would find the dying channel as a call), then logs what
 // the PBX keeps while the bridge is stopped: the leftovers the returning
 // bridge (or the PBX itself) has to remove. A device channel is matched
-// by its name, "<tech>/<ext>-…" (Asterisk's PJSIP/1001-00000012).
+// by its name (deviceChannel).
 func PBXBeforeStart(gone Role) Step { return pbxBeforeStep{gone} }
 
 func (s pbxBeforeStep) String() string {
@@ -77,11 +77,22 @@ func (p *play) idleDeviceListed(left string, gone Role) bool {
 		if r != gone && p.rig.Phone(r).Wait(over, Idle) != nil {
 			continue
 		}
-		if strings.Contains(left, "/"+p.rig.Ext(r)+"-") {
+		if strings.Contains(left, deviceChannel(p.rig, p.rig.Ext(r))) {
 			return true
 		}
 	}
 	return false
+}
+
+// deviceChannel is what the name of a device channel of ext contains in
+// the PBX's list: "/1001-" for Asterisk's PJSIP/1001-00000012 (a Local
+// channel to the extension, Local/1001@ctx-…;1, is no device channel),
+// "/1001@" for FreeSWITCH's sofia/internal/1001@host.
+func deviceChannel(rig Rig, ext string) string {
+	if r, ok := rig.(*SIPRig); ok && strings.HasPrefix(r.B.setup.Exts[ext], "user/") {
+		return "/" + ext + "@"
+	}
+	return "/" + ext + "-"
 }
 
 type nothingLeftStep time.Duration
