@@ -420,3 +420,31 @@ func TestLinkBeforeSync(t *testing.T) {
 		t.Fatalf("core got %+v, want the link up", ev)
 	}
 }
+
+// A reload that moves a pin gives the extension to its new node only; an
+// extension unpinned goes to every node and keeps its registrations.
+func TestSetExtensionsMovesPins(t *testing.T) {
+	r := newRig(t, threeExts, "fs1", "fs2")
+	r.start("fs1", "fs2")
+	r.feedThrough("fs2", pbx.Event{Kind: pbx.EventDevice, Call: pbx.CallRef{Ext: "1002"}, Registered: true})
+	if st := r.c.Nodes(); st[0].Extensions != 1 || st[1].Extensions != 2 {
+		t.Fatalf("nodes %+v", st)
+	}
+	r.c.SetExtensions([]pbx.Extension{{Name: "1001", Node: "fs2"}, {Name: "1002"}, {Name: "1003"}})
+	for n, want := range map[string][]string{"fs1": {"1002", "1003"}, "fs2": {"1001", "1002", "1003"}} {
+		r.nodes[n].mu.Lock()
+		got := slices.Clone(r.nodes[n].exts)
+		r.nodes[n].mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s maps %v, want %v", n, got, want)
+		}
+	}
+	if st := r.c.Nodes(); st[0].Extensions != 0 || st[1].Extensions != 2 {
+		t.Errorf("nodes %+v", st)
+	}
+	// 1003 is unpinned now and registered nowhere known: a leg on fs1 is its call.
+	r.feedThrough("fs1", pbx.Event{Kind: pbx.EventOffered, Call: pbx.CallRef{Ext: "1003", ID: "x"}})
+	// 1002 is registered on fs2 only: a leg on fs1 is not its call.
+	r.feed("fs1", pbx.Event{Kind: pbx.EventOffered, Call: pbx.CallRef{Ext: "1002", ID: "trunk"}})
+	r.feedThrough("fs2", pbx.Event{Kind: pbx.EventOffered, Call: pbx.CallRef{Ext: "1002", ID: "y"}})
+}
