@@ -59,7 +59,11 @@ func newRaceRig(t *testing.T, n int) *raceRig {
 			select {
 			case ev := <-events:
 				if ev.Kind == pbx.EventLink && ev.Up {
-					close(up)
+					select {
+					case <-up: // a reconnect
+					default:
+						close(up)
+					}
 				}
 				if ch := r.evs[ev.Call.Ext]; ch != nil && ev.Kind != pbx.EventDevice {
 					ch <- ev

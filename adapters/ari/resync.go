@@ -106,6 +106,7 @@ func (a *Adapter) resync(ctx context.Context) error {
 	a.mu.Unlock()
 
 	others := a.otherAppChannels(ctx)
+	stranded := a.stasisCallers(ctx)
 	var snaps []snapshot
 	for _, k := range keys {
 		var d *ari.ChannelData
@@ -152,6 +153,7 @@ func (a *Adapter) resync(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rebuild(snaps, bridges, restarted)
+	a.routeStranded(stranded)
 	var infos []pbx.CallInfo
 	for _, l := range a.legs {
 		if l.state == pbx.StateNull {

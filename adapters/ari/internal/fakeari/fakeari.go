@@ -128,6 +128,7 @@ type Server struct {
 
 	slowPhones   bool            // colp.go
 	justAnswered map[string]bool // colp.go: channels answered over ARI, not yet updated
+	loseStasis   int             // lost.go: StasisStart events still to drop
 }
 
 type wsConn struct {
@@ -437,7 +438,7 @@ func (s *Server) event(typ string, fields map[string]any) {
 	fields["asterisk_id"] = s.entityID
 	fields["application"] = s.opts.App
 	data, _ := json.Marshal(fields)
-	if s.captured(typ, string(data)) {
+	if s.captured(typ, string(data)) || s.lost(typ) {
 		return
 	}
 	if s.ws != nil {
