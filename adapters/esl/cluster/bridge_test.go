@@ -124,48 +124,15 @@ func TestClusterThroughTheBridge(t *testing.T) {
 	fs1 := newFake(t, "1001", "1002", "1009")
 	fs2 := newFake(t, "1003", "1008")
 	fs3 := newFake(t, "1004")
-	sink := pbxtest.NewActionSink(t, wait)
-	dir := t.TempDir()
-	cfgText := fmt.Sprintf(`pbx:
-  type: esl
-  esl:
-    password: ClueCon
-    context: default
-    nodes:
-      - {name: fs1, address: %q}
-      - {name: fs2, address: %q}
-      - {name: fs3, address: %q}
-http: {listen: "127.0.0.1:0"}
-admin: {listen: "127.0.0.1:0"}
-state_file: %s
-defaults:
-  domain: 127.0.0.1
-  settings:
-%sextensions:
-  "1001": {endpoint: user/1001, node: fs1}
+	app, sink := startBridge(t, `    nodes:
+      - {name: fs1, address: "`+fs1.Addr()+`"}
+      - {name: fs2, address: "`+fs2.Addr()+`"}
+      - {name: fs3, address: "`+fs3.Addr()+`"}
+`, `  "1001": {endpoint: user/1001, node: fs1}
   "1002": {endpoint: user/1002}
   "1003": {endpoint: user/1003, node: fs2}
   "1004": {endpoint: user/1004}
-`, fs1.Addr(), fs2.Addr(), fs3.Addr(), filepath.Join(dir, "state.json"), sink.Config("    "))
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	app, err := bridge.New(bridge.Options{ConfigPath: path, Logger: pbxtest.TestLogger(t), NewPBX: newPBX,
-		Notify: func(string) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
+`)
 	cli := pbxtest.NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), wait, wait)
 	for _, ext := range []string{"1001", "1002", "1003", "1004"} {
 		sink.Expect(t, ext, "setup")
@@ -274,6 +241,78 @@ defaults:
 			t.Errorf("ext %s: unexpected action URLs %v", ext, extra)
 		}
 	}
+}
+
+// startBridge runs the whole bridge on a cluster: nodes and exts are the
+// YAML of pbx.esl.nodes and of extensions, indented. Every action URL goes
+// to the returned sink.
+func startBridge(t *testing.T, nodes, exts string) (*bridge.App, *pbxtest.ActionSink) {
+	t.Helper()
+	sink := pbxtest.NewActionSink(t, wait)
+	dir := t.TempDir()
+	cfgText := fmt.Sprintf("pbx:\n  type: esl\n  esl:\n    password: ClueCon\n    context: default\n%s"+
+		"http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\nstate_file: %s\n"+
+		"defaults:\n  domain: 127.0.0.1\n  settings:\n%sextensions:\n%s",
+		nodes, filepath.Join(dir, "state.json"), sink.Config("    "), exts)
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app, err := bridge.New(bridge.Options{ConfigPath: path, Logger: pbxtest.TestLogger(t), NewPBX: newPBX,
+		Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return app, sink
+}
+
+// A node down when the bridge starts does not keep it from serving the
+// others: ready (degraded) with the node that is up; once the other is
+// there, its extensions are served too.
+func TestNodeDownAtStart(t *testing.T) {
+	fs1 := newFake(t, "1001", "1009")
+	fs2 := newFake(t, "1003", "1008")
+	fs2.Server().Refuse(true)
+	app, sink := startBridge(t, `    nodes:
+      - {name: fs1, address: "`+fs1.Addr()+`"}
+      - {name: fs2, address: "`+fs2.Addr()+`"}
+`, `  "1001": {endpoint: user/1001, node: fs1}
+  "1003": {endpoint: user/1003, node: fs2}
+`)
+	cli := pbxtest.NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), wait, wait)
+	sink.Expect(t, "1001", "setup")
+	sink.Expect(t, "1003", "setup")
+	until(t, "ready without fs2", func() bool { return strings.HasPrefix(ready(t, app), "200 OK, degraded: node fs2 down: ") })
+	if err := fs1.Dial("1009", "1001"); err != nil {
+		t.Fatal(err)
+	}
+	sink.Expect(t, "1001", "incoming:-1")
+	cli.OK("1001", "AnswerCall", pbxtest.ConnID("callToBeAnswered", -1))
+	sink.Expect(t, "1001", "offhook", "connected:-1")
+
+	fs2.Server().Refuse(false)
+	until(t, "every node connected", func() bool { return ready(t, app) == "200 OK" })
+	if err := fs2.Dial("1008", "1003"); err != nil {
+		t.Fatal(err)
+	}
+	sink.Expect(t, "1003", "incoming:-1")
+	cli.OK("1003", "AnswerCall", pbxtest.ConnID("callToBeAnswered", -1))
+	sink.Expect(t, "1003", "offhook", "connected:-1")
+	// fs2's arrival did not touch fs1's call.
+	cli.OK("1001", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1))
+	sink.Expect(t, "1001", "disconnected:-1", "onhook")
+	cli.OK("1003", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", -1))
+	sink.Expect(t, "1003", "disconnected:-1", "onhook")
 }
 
 // originates counts the originate commands a fake got for an endpoint
