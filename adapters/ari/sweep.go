@@ -198,10 +198,16 @@ func (a *Adapter) sweepPlan(chans []rawChannel, bridges []rawBridge) (hang, drop
 			o.leg.clearCause = &cc
 		}
 	}
+	// A call being set up while the sweep runs (a caller routed at this
+	// connect) may have created its bridge without having noted it yet:
+	// the adapter names a call's bridge after the call.
 	liveBridge := map[string]bool{}
 	for _, c := range a.calls {
-		if c.bridge != "" && a.callLive(c) {
-			liveBridge[c.bridge] = true
+		if a.callLive(c) {
+			liveBridge[c.id] = true
+			if c.bridge != "" {
+				liveBridge[c.bridge] = true
+			}
 		}
 	}
 	prefix := a.bridgeName("")

@@ -34,10 +34,11 @@ func TestSweepPlan(t *testing.T) {
 	call("alone", 0, "x1")
 	call("setup", 1, "s1")
 	call("other", 0, "o1") // another application's (its CSTA_CALL looks the same)
+	call("routing", 1, "r1").bridge = ""
 	chans := []rawChannel{
 		ch("l1", "csta-bridge,dial,1001"), ch("l2", "csta-bridge,outbound,live"),
 		ch("x1", "csta-bridge,dial,1001"),
-		ch("s1", "csta-bridge,dial,1002"),
+		ch("s1", "csta-bridge,dial,1002"), ch("r1", "csta-bridge,dial,1003"),
 		ch("new", "csta-bridge,dial,1003"),        // StasisStart still queued
 		ch("orphan", "csta-bridge,outbound,gone"), // made for a call that ended
 		ch("o1", "csta-other,dial,1001"),
@@ -47,6 +48,7 @@ func TestSweepPlan(t *testing.T) {
 		{ID: "live", Name: "csta-bridge/live", Channels: []string{"l1", "l2"}},
 		{ID: "alone", Name: "csta-bridge/alone", Channels: []string{"x1"}},
 		{ID: "setup", Name: "csta-bridge/setup", Channels: []string{"s1"}},
+		{ID: "routing", Name: "csta-bridge/routing"}, // created, not yet noted on its call
 		{ID: "empty", Name: "csta-bridge/empty"},
 		{ID: "theirs", Name: "csta-other/empty"},
 		{ID: "old", Name: "csta-csta-call-1"},
