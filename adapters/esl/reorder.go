@@ -18,10 +18,6 @@ import (
 // at once; events the adapter does not reorder (BACKGROUND_JOB, HEARTBEAT)
 // pass through as markers of their sequence numbers, so that they leave no
 // gap.
-// firstWindow bounds the window of a session's first events, which have
-// no predecessor to be released after.
-const firstWindow = 40 * time.Millisecond
-
 type reorderer struct {
 	window time.Duration
 	now    func() time.Time
@@ -66,6 +62,8 @@ func newReorderer(window time.Duration) *reorderer {
 func (r *reorderer) push(ev chEvent) { r.hold(heldEvent{ev: ev}) }
 
 // pass notes the sequence number of an event that is not reordered.
+// A session's first events have no predecessor to follow and wait the
+// whole window.
 func (r *reorderer) pass(seq uint64) {
 	if seq != 0 {
 		r.hold(heldEvent{ev: chEvent{Seq: seq}, marker: true})
@@ -96,14 +94,7 @@ func (r *reorderer) run(ctx context.Context, out chan<- chEvent) {
 		for r.held.Len() > 0 {
 			head := r.held[0]
 			follows := r.last != 0 && head.ev.Seq == r.last+1
-			wait := head.due.Sub(now)
-			if r.last == 0 {
-				// Nothing released yet: no sequence number to follow, so a
-				// long window would hold the first events back for all of
-				// it.
-				wait -= r.window - min(r.window, firstWindow)
-			}
-			if wait > 0 && !follows {
+			if wait := head.due.Sub(now); wait > 0 && !follows {
 				next = wait
 				break
 			}
