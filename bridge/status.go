@@ -182,13 +182,37 @@ type statusHeader struct {
 	Pending    int           `json:"action_urls_queued"`
 	Extensions int           `json:"extensions"`
 	Generated  time.Time     `json:"-"`
+	// Nodes: each PBX server of a cluster (pbx.esl.nodes), none for one PBX.
+	Nodes []nodeView `json:"nodes,omitempty"`
+}
+
+type nodeView struct {
+	Name       string `json:"name"`
+	Up         bool   `json:"up"`
+	Detail     string `json:"detail,omitempty"`
+	Extensions int    `json:"extensions"`
+	Calls      int    `json:"calls"`
+}
+
+// nodeViews lists the nodes of a cluster adapter (nil for a single PBX).
+func (a *App) nodeViews() []nodeView {
+	r, ok := a.currentPBX().(pbx.NodeReporter)
+	if !ok {
+		return nil
+	}
+	var out []nodeView
+	for _, n := range r.Nodes() {
+		out = append(out, nodeView{Name: n.Name, Up: n.Up, Detail: n.Detail, Extensions: n.Extensions, Calls: n.Calls})
+	}
+	return out
 }
 
 func (a *App) statusHeader() statusHeader {
 	cfg := a.cfg.Load()
 	return statusHeader{Version: a.opts.Version, PBX: cfg.PBX.Type, Link: a.linkState.Load().(string),
 		Ready: a.Ready(), Uptime: time.Since(a.started).Round(time.Second), Generated: time.Now(),
-		ConfigPath: a.opts.ConfigPath, Pending: a.notifier.Pending(), Extensions: len(cfg.Extensions)}
+		ConfigPath: a.opts.ConfigPath, Pending: a.notifier.Pending(), Extensions: len(cfg.Extensions),
+		Nodes: a.nodeViews()}
 }
 
 type phoneView struct {

@@ -18,7 +18,9 @@ var updateStatus = flag.Bool("update-status", false, "rewrite bridge/testdata/st
 func TestStatusGolden(t *testing.T) {
 	at := time.Date(2026, 12, 5, 7, 30, 0, 0, time.UTC)
 	hdr := statusHeader{Version: "v1.2.3", PBX: "ari", Link: "connected", Ready: true, Uptime: 90 * time.Minute,
-		ConfigPath: "/etc/csta-bridge/config.yaml", Pending: 2, Extensions: 10000, Generated: at}
+		ConfigPath: "/etc/csta-bridge/config.yaml", Pending: 2, Extensions: 10000, Generated: at,
+		Nodes: []nodeView{{Name: "fs1", Up: true, Extensions: 6000, Calls: 12},
+			{Name: "fs2", Detail: "dial tcp 10.0.0.2:8021: connect: <refused>", Extensions: 4000, Calls: 3}}}
 	long := "http://crm.example.com/" + strings.Repeat("lookup/", 20) + "?caller=%2B4930123&pass=redacted"
 	call := callView{ID: -3, State: "alerting", Dir: "in", Remote: "sip:+4930123@pbx.example.com", Duration: 75 * time.Second}
 	phones := []phoneView{

@@ -57,7 +57,8 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 
 {{define "header"}}<h1><a href="/">csta-bridge</a> {{.Version}}</h1>
 <p>PBX <b>{{.PBX}}</b>: <span class="{{if .Ready}}ok{{else}}bad{{end}}" id="pbx-state">{{.Link}}</span>
-· up {{.Uptime}} · {{.Extensions}} extensions · config <code>{{.ConfigPath}}</code> · action URLs queued <span id="queued">{{.Pending}}</span></p>{{end}}
+· up {{.Uptime}} · {{.Extensions}} extensions · config <code>{{.ConfigPath}}</code> · action URLs queued <span id="queued">{{.Pending}}</span></p>{{if .Nodes}}
+<p>Nodes:{{range .Nodes}} <b>{{.Name}}</b> <span class="{{if .Up}}ok{{else}}bad{{end}}">{{if .Up}}up{{else}}down{{if .Detail}} ({{.Detail}}){{end}}{{end}}</span>, {{.Extensions}} extensions, {{.Calls}} calls;{{end}}</p>{{end}}{{end}}
 
 {{define "footer"}}<p><small>Generated {{clock .Generated}} · <span id="live">reload the page for news</span> ·
 <a href="/metrics">metrics</a> · <a href="/-/ready">ready</a>{{if .API}} · <a href="{{.API}}">JSON</a>{{end}}</small></p>

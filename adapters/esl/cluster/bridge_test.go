@@ -210,6 +210,10 @@ func TestClusterThroughTheBridge(t *testing.T) {
 	if v := nodeMetric(t, app, "up", "fs2"); v != "1" {
 		t.Errorf("fs2 up = %s", v)
 	}
+	if _, page := admin(t, app, "/"); !strings.Contains(page, `<b>fs1</b> <span class="bad">down`) ||
+		!strings.Contains(page, `<b>fs2</b> <span class="ok">up</span>, 1 extensions, 1 calls;`) {
+		t.Errorf("the status page does not show fs1 down and fs2 up:\n%s", page)
+	}
 	if err := fs1.Hangup("1001"); err != nil {
 		t.Fatal(err)
 	}
