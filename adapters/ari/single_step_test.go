@@ -28,16 +28,17 @@ func TestSingleStepTransferFailure(t *testing.T) {
 	}{
 		{false, "continue", refusedWith500, false, []string{"POST /channels/{far}/continue"}},
 		// Asterisk continued the far party: where it is in the dialplan
-		// tells, and the extension's leg is hung up.
+		// tells, and the extension's leg, told it has no partner any more
+		// (its hangup handler would end the party sent on), is hung up.
 		{false, "continue", replyHeld, true, []string{"POST /channels/{far}/continue", "GET /channels/{far}",
-			"DELETE /channels/{leg}"}},
+			"POST /channels/{leg}/variable", "DELETE /channels/{leg}"}},
 		// The far party is still where it entered the application.
 		{false, "continue", dropped, false, []string{"POST /channels/{far}/continue", "GET /channels/{far}"}},
 		// The music was stopped: it is started again.
 		{true, "continue", refusedWith500, false, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/continue",
 			"POST /channels/{far}/moh"}},
 		{true, "continue", replyHeld, true, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/continue",
-			"GET /channels/{far}", "DELETE /channels/{leg}"}},
+			"GET /channels/{far}", "POST /channels/{leg}/variable", "DELETE /channels/{leg}"}},
 		{true, "continue", dropped, false, []string{"DELETE /channels/{far}/moh", "POST /channels/{far}/continue",
 			"GET /channels/{far}", "POST /channels/{far}/moh"}},
 		// Music that may still play would follow the far party into its

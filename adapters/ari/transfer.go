@@ -83,6 +83,15 @@ func (a *Adapter) SingleStepTransfer(ctx context.Context, c pbx.CallRef, destina
 		a.emit(pbx.Event{Kind: pbx.EventTransferred, Call: l.ref, Transfer: pbx.TransferBlind, CSTAID: l.cstaID, Remote: pbx.Party{Number: number}})
 	}
 	a.mu.Unlock()
+	// The leg's hangup handler (the snippet's csta-bridge-hangup) would
+	// hang up its partner, the party just sent on: Asterisk 22 leaves that
+	// party's BRIDGEPEER naming this leg until it is bridged again, so the
+	// handler takes it for still connected (real Asterisk, issue 15 stress:
+	// SoftHangup of the transferred caller, the target never rang). The leg
+	// no longer has a partner.
+	if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().SetVariable(chanKey(legID), varPeer, "") }); err != nil && httpStatus(err) != 404 {
+		a.log.Warn("transfer done but the extension's leg could not be told it has no partner", "call", c.String(), "err", err)
+	}
 	if err := a.rest(context.WithoutCancel(ctx), func(x ari.Client) error { return x.Channel().Hangup(chanKey(legID), "normal") }); err != nil && httpStatus(err) != 404 {
 		a.log.Warn("transfer done but the extension's leg could not be hung up", "call", c.String(), "err", err)
 	}
