@@ -212,10 +212,13 @@ func (h *harness) flush() {
 	}
 }
 
-// offer rings ext with a call from number and returns its csta_id.
+// offer rings ext with a call from number. The switchboard has applied the
+// offer when it returns, so a request on the call sent right after it
+// finds the call (under load the request could come first).
 func (h *harness) offer(ext, id, number string) {
 	h.pbx.emit(pbx.Event{Kind: pbx.EventOffered, Call: pbx.CallRef{Ext: ext, ID: id},
 		Remote: pbx.Party{Number: number}, SIPCallID: "sip-" + id})
+	h.flush()
 }
 
 // post sends body to path on the shared listener and returns status and body.
