@@ -35,7 +35,7 @@ func TestTableFakeAsterisk(t *testing.T) {
 		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 			return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
 				Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
-				RequestTimeout: 3 * time.Second, AnswerTimeout: 300 * time.Millisecond})
+				RequestTimeout: 3 * time.Second, AnswerTimeout: 2 * time.Second}) // a loaded CI machine answers late
 		},
 	})
 	rig := &fakeAsteriskRig{f: f, b: b, exts: exts, ignore: map[string]bool{}, held: map[string]bool{}, picked: map[string]bool{}}
