@@ -134,11 +134,28 @@ func sh(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = nil // no terminal: a dpkg prompt fails the test
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	for {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Stdin = nil // no terminal: a dpkg prompt fails the test
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		// dpkg refuses at once while another dpkg or apt (a machine's
+		// unattended upgrades, another test run) holds its lock, and
+		// offers nothing to wait on: try again until the deadline.
+		if err == nil || !dpkgLocked(string(out)) {
+			return strings.TrimSpace(string(out)), err
+		}
+		select {
+		case <-ctx.Done():
+			return strings.TrimSpace(string(out)), err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func dpkgLocked(out string) bool {
+	return strings.Contains(out, "dpkg frontend lock") || strings.Contains(out, "is locked by another process") ||
+		strings.Contains(out, "dpkg status database is locked")
 }
 
 func mustSh(t *testing.T, name string, args ...string) string {
