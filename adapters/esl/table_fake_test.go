@@ -26,9 +26,9 @@ func TestTableFakeFreeSWITCH(t *testing.T) {
 		Users: []string{exts[0], exts[1], exts[2], fakeOutsideCaller},
 		// The vanilla dialplan's echo, music on hold and conference room;
 		// 78<ext> answers, plays a prompt and transfers to <ext>; 79<ext><ext>
-		// rings both (a ring group).
+		// rings both (a ring group); 76<ext> calls <ext> with X-Customer: 4711.
 		Apps: map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference,
-			"78": fakefs.AppTransfer, "79": fakefs.AppRingGroup},
+			"78": fakefs.AppTransfer, "79": fakefs.AppRingGroup, "76": fakefs.AppHeader},
 		ListDelay: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func (r *fakeFreeSWITCHRig) Has(pbxtest.Quirk) bool { return false }
 
 func (r *fakeFreeSWITCHRig) Application(kind string) string {
 	return map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
-		pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + r.exts[0] + r.exts[1]}[kind]
+		pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + r.exts[0] + r.exts[1], pbxtest.AppHeader: "76" + r.exts[0]}[kind]
 }
 
 func (r *fakeFreeSWITCHRig) Phone(x pbxtest.Role) pbxtest.Phone {

@@ -64,9 +64,10 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 		Quirks: []pbxtest.Quirk{pbxtest.QuirkVoicemailOnReject},
 		// The vanilla dialplan's echo, music on hold and conference room.
 		// 78<ext>: answer, a prompt, transfer to <ext> (README.md, "Test dialplan").
-		// 79<ext><ext>: a ring group of A and B (README.md, "Test dialplan").
+		// 79<ext><ext>: a ring group of A and B; 76<ext>: <ext> with
+		// X-Customer: 4711 set by the dialplan (README.md, "Integration test").
 		Apps: map[string]string{pbxtest.AppEcho: "9196", pbxtest.AppMusic: "9664", pbxtest.AppConference: "3000",
-			pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + exts[0] + exts[1]},
+			pbxtest.AppTransfer: "78", pbxtest.AppRingGroup: "79" + exts[0] + exts[1], pbxtest.AppHeader: "76" + exts[0]},
 		Outside: func(ctx context.Context, ext string) error {
 			// endless_playback: originate's &app(...) ends its argument at
 			// the first ')', so a looped tone_stream loses its loops and the

@@ -25,10 +25,17 @@ func (f *FS) route(c *Chan, dest string) {
 	switch {
 	case isUser(f.opts.Users, dest):
 		f.bridgeTo(c, dest)
-	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer && f.opts.Apps[dest] != AppRingGroup:
+	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer && f.opts.Apps[dest] != AppRingGroup &&
+		f.opts.Apps[dest] != AppHeader:
 		f.runApp(c, dest, f.opts.Apps[dest])
 	case len(f.ringGroup(dest)) > 0:
 		f.bridgeTo(c, f.ringGroup(dest)...)
+	case f.withHeader(dest) != "":
+		// export nolocal:sip_h_X-Customer=4711, then the user's bridge.
+		user := f.withHeader(dest)
+		c.setVar("sip_h_"+HeaderName, HeaderValue)
+		f.send(c, "CHANNEL_EXECUTE", hdr{"Application", "export"}, hdr{"Application-Data", "nolocal:sip_h_" + HeaderName + "=" + HeaderValue})
+		f.route(c, user)
 	case f.handOver(dest) != "":
 		// answer, playback of a prompt, transfer to the user.
 		user := f.handOver(dest)
@@ -40,6 +47,17 @@ func (f *FS) route(c *Chan, dest string) {
 	default:
 		f.hangup(c, "NO_ROUTE_DESTINATION")
 	}
+}
+
+// withHeader is the user a number of an AppHeader prefix calls, "" for
+// other numbers.
+func (f *FS) withHeader(dest string) string {
+	for prefix, kind := range f.opts.Apps {
+		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppHeader && isUser(f.opts.Users, user) {
+			return user
+		}
+	}
+	return ""
 }
 
 // handOver is the user a number of an AppTransfer prefix hands its caller

@@ -34,7 +34,7 @@ type Options struct {
 	Users []string
 	// Apps maps dialplan numbers to applications: AppEcho, AppMusic,
 	// AppConference (the vanilla 9196, 9664, 3000), and prefixes to
-	// AppTransfer and AppRingGroup.
+	// AppTransfer, AppRingGroup and AppHeader.
 	Apps map[string]string
 	// Domain is the SIP domain (presence ids user@Domain); default
 	// 127.0.0.1 as in the captures.
@@ -61,6 +61,16 @@ const (
 	// test dialplan's 79<ext><ext>). The first to answer is bridged; the
 	// other's channel ends with LOSE_RACE.
 	AppRingGroup = "ring group"
+	// AppHeader is a prefix: <prefix><user> calls <user> with the SIP
+	// header HeaderName: HeaderValue set by the dialplan (the test
+	// dialplan's 76<ext>).
+	AppHeader = "header"
+)
+
+// The header AppHeader's dialplan sets.
+const (
+	HeaderName  = "X-Customer"
+	HeaderValue = "4711"
 )
 
 // FS is the fake FreeSWITCH.
