@@ -107,7 +107,7 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 		runLoad(ctx, loadSpec{Name: "warm-up", Base: w.base, Conns: *conns, Duration: 2 * time.Second}, w.s)
 	}
 
-	var ratios, exchRatios, faultRatios, cpuRatios []float64
+	var ratios, exchRatios, faultRatios, cpuRatios, cpuBareRatios []float64
 	var bareLat, bridgeLat, bareSvc, bridgeSvc latencies
 	bridgeBySvc := map[string]latencies{}
 	var bridgeErrs int
@@ -130,12 +130,23 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 			c.printf("  %s\n", res)
 			return res
 		}
+		cpuB0, cpuBareOK := cpuTime()
 		bm := closed("bare max", bare.url, bareSessions)
+		cpuB1, _ := cpuTime()
 		hits0 := sk.hits.Load()
 		cpu0, _ := cpuTime()
 		gm := closed("bridge max", e.base, bridgeSessions)
 		cpuFault, _ := cpuTime()
 		cpuFault -= cpu0
+		// The same at equal CPU: the process's CPU time per request of
+		// each side (server and load generator), which other load on a
+		// shared machine moves far less than throughput.
+		if cpuBareOK && bm.OK > 0 && gm.OK > 0 && cpuFault > 0 && goodSessions == nil {
+			perBare, perBridge := (cpuB1-cpuB0)/time.Duration(bm.OK), cpuFault/time.Duration(gm.OK)
+			cpuBareRatios = append(cpuBareRatios, float64(perBare)/float64(perBridge))
+			c.printf("  CPU per request: bare %s, bridge %s; at equal CPU bridge / bare %.3f\n",
+				perBare.Round(100*time.Nanosecond), perBridge.Round(100*time.Nanosecond), float64(perBare)/float64(perBridge))
+		}
 		if gets := float64(sk.hits.Load() - hits0); gets > 0 && gm.OK > 0 && bm.Throughput() > 0 {
 			// With action URLs every /csta request costs the machine more HTTP
 			// exchanges (the GETs and the sink serving them) than the bare
@@ -236,6 +247,10 @@ func cmdCSTA(ctx context.Context, c *common, args []string) (int, error) {
 	}
 	c.goal(fmt.Sprintf("1 throughput ≥ %.2f× bare (median of rounds)", *minRatio), ratio >= *minRatio,
 		fmt.Sprintf("ratio %.3f (rounds %s)", ratio, floats(ratios)))
+	if len(cpuBareRatios) > 0 {
+		c.printf("bridge / bare at equal CPU (CPU time per request, median of rounds): %.3f (rounds %s)\n",
+			median(cpuBareRatios), floats(cpuBareRatios))
+	}
 	if len(exchRatios) > 0 {
 		c.printf("(with action URLs, HTTP exchanges per second, /csta and GETs together, against the bare server: %.3f, rounds %s)\n",
 			median(exchRatios), floats(exchRatios))
