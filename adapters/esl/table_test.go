@@ -76,8 +76,15 @@ func freeSWITCHRig(b *pbxtest.Bridge, cli *rawESL, env realFreeSWITCH, exts [3]s
 			// FreeSWITCH offers a phone only its caller's codec; exported
 			// to the phone's channel, absolute_codec_string=PCMU makes the
 			// offer one a Snom (and the test phone) can answer in place.
+			// CSTA_TEST_ESL_OUTSIDE_APP puts another application on the
+			// calling side, e.g. conference(3000): a conference room that
+			// dials the extension out.
+			app := "endless_playback(tone_stream://%(1000,0,440))"
+			if a := os.Getenv("CSTA_TEST_ESL_OUTSIDE_APP"); a != "" {
+				app = a
+			}
 			reply, err := cli.api(ctx, "bgapi originate {origination_caller_id_number=+4930123456,absolute_codec_string=PCMU,export_vars=absolute_codec_string}loopback/"+ext+"/"+env.context+
-				" &endless_playback(tone_stream://%(1000,0,440))")
+				" &"+app)
 			if err == nil && !strings.HasPrefix(reply, "+OK") {
 				err = fmt.Errorf("originate: %s", reply)
 			}
