@@ -73,6 +73,8 @@ type App struct {
 	everUp    bool
 	linkState atomic.Value // string, for the status page
 
+	tagging sync.WaitGroup // csta_id stores under way (tag)
+
 	mu       sync.Mutex // listeners and lifecycle
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -305,13 +307,27 @@ func (a *App) tag(ref pbx.CallRef, id int) {
 	if !ok {
 		return
 	}
+	a.tagging.Add(1)
 	go func() {
+		defer a.tagging.Done()
 		ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
 		defer cancel()
 		if err := t.TagCall(ctx, ref, id); err != nil && ctx.Err() == nil {
 			a.log.Debug("could not store csta_id on the PBX channel", "ext", ref.Ext, "csta_id", id, "err", err)
 		}
 	}()
+}
+
+// waitTagging waits for the csta_id stores under way, at most until ctx ends.
+func (a *App) waitTagging(ctx context.Context) {
+	a.log.Debug("waiting for the csta_id stores under way before stopping the PBX adapter")
+	done := make(chan struct{})
+	go func() { a.tagging.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn("stopped before every csta_id was stored on the PBX: a restarted bridge reports those calls as new")
+	}
 }
 
 // Ready reports whether the config is loaded and the PBX connected.
@@ -470,6 +486,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if err := a.saveLeftCalls(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// A call reported just before the stop must keep its csta_id on the
+	// PBX, or the next bridge reports it again as new (issue 19).
+	a.waitTagging(ctx)
 	if a.pbxStop != nil {
 		a.pbxStop()
 		select {

@@ -21,13 +21,15 @@ type fakePBX struct {
 	block    chan struct{} // non-nil: commands wait for it to close
 	entered  chan string   // receives each command's name as it starts
 	tags     map[pbx.CallRef]int
+	tagGate  chan struct{} // non-nil: TagCall waits for it to close (or its ctx)
+	stopped  chan struct{} // closed when Run's ctx is done (the core stopped the adapter)
 	// onMakeCall runs inside MakeCall before it returns, like a PBX that
 	// reports the new call early.
 	onMakeCall func(pbx.MakeCallRequest)
 }
 
 func newFakePBX() *fakePBX {
-	return &fakePBX{running: make(chan struct{}), fail: map[string]error{}, tags: map[pbx.CallRef]int{},
+	return &fakePBX{running: make(chan struct{}), stopped: make(chan struct{}), fail: map[string]error{}, tags: map[pbx.CallRef]int{},
 		entered: make(chan string, 64)}
 }
 
@@ -39,6 +41,7 @@ func (f *fakePBX) Run(ctx context.Context, events chan<- pbx.Event) error {
 	events <- pbx.Event{Kind: pbx.EventLink, Up: true}
 	events <- pbx.Event{Kind: pbx.EventSync}
 	<-ctx.Done()
+	close(f.stopped)
 	return ctx.Err()
 }
 
@@ -111,6 +114,16 @@ func (f *fakePBX) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 	return f.command(ctx, "MakeCall", fmt.Sprintf("%s %d %s %v", req.Call.Ext, req.CSTAID, req.Destination, req.AutoAnswer))
 }
 func (f *fakePBX) TagCall(ctx context.Context, c pbx.CallRef, id int) error {
+	f.mu.Lock()
+	gate := f.tagGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	f.tags[c] = id
 	f.mu.Unlock()
