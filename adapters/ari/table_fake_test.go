@@ -24,7 +24,7 @@ func TestTableFakeAsterisk(t *testing.T) {
 	// The dialplan has the snippet's hangup handler (issue 20); the sweep
 	// without it is played by TestSweepFakeAsteriskWithoutHandler.
 	f := fakeari.New(fakeari.Options{App: "csta-bridge", Endpoints: []string{"PJSIP/1001", "PJSIP/1002", "PJSIP/1003", "PJSIP/carrier"},
-		HangupContext: "csta-bridge-hangup", Route: true})
+		HangupContext: "csta-bridge-hangup", Route: true, Apps: fakeAsteriskApps})
 	t.Cleanup(f.Close)
 	fo := f.Options()
 	b := pbxtest.StartBridge(t, pbxtest.BridgeSetup{
@@ -45,6 +45,15 @@ func TestTableFakeAsterisk(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 }
+
+// fakeAsteriskApps: the numbers of the real test dialplan
+// (README.md, "Integration test against a real Asterisk"; realAsteriskApps).
+var fakeAsteriskApps = map[string]fakeari.AppKind{"600": fakeari.AppEcho, "602": fakeari.AppMusic,
+	"604": fakeari.AppConference, "78": fakeari.AppTransfer}
+
+// fakeAppKinds names the fake's applications as the scenario table does.
+var fakeAppKinds = map[fakeari.AppKind]string{fakeari.AppEcho: pbxtest.AppEcho, fakeari.AppMusic: pbxtest.AppMusic,
+	fakeari.AppConference: pbxtest.AppConference, fakeari.AppTransfer: pbxtest.AppTransfer}
 
 // fakeAsteriskRig plays the phones on the fake Asterisk: the fake's
 // device events (dial, answer, hang up, hold) stand for what a phone
@@ -67,8 +76,15 @@ func (r *fakeAsteriskRig) Ext(x pbxtest.Role) string     { return r.exts[x] }
 func (r *fakeAsteriskRig) Bridge() *pbxtest.BridgeClient { return r.b.BridgeClient }
 func (r *fakeAsteriskRig) Sink() *pbxtest.ActionSink     { return r.b.Sink }
 func (r *fakeAsteriskRig) Process() *pbxtest.Bridge      { return r.b }
-func (r *fakeAsteriskRig) Application(string) string     { return "" }
-func (r *fakeAsteriskRig) Has(pbxtest.Quirk) bool        { return false }
+func (r *fakeAsteriskRig) Application(kind string) string {
+	for n, k := range fakeAsteriskApps {
+		if fakeAppKinds[k] == kind {
+			return n
+		}
+	}
+	return ""
+}
+func (r *fakeAsteriskRig) Has(pbxtest.Quirk) bool { return false }
 func (r *fakeAsteriskRig) Phone(x pbxtest.Role) pbxtest.Phone {
 	return fakePhone{r, "PJSIP/" + r.exts[x]}
 }
@@ -80,8 +96,8 @@ func (r *fakeAsteriskRig) SetIgnoreAutoAnswer(x pbxtest.Role, ignore bool) {
 }
 
 // Lacks: nothing. The fake's dialplan is the route: a Local channel the
-// adapter dials to a mapped extension reaches it (fakeari/leftovers.go);
-// it has no applications (Application), so rows that dial one are skipped.
+// adapter dials to a mapped extension reaches it (fakeari/leftovers.go),
+// and the test dialplan's applications answer (fakeari/apps.go).
 func (r *fakeAsteriskRig) Lacks(pbxtest.Need) string { return "" }
 
 // PBXLeftovers lists the fake's channels and bridges.

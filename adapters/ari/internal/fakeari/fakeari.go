@@ -39,6 +39,9 @@ type Options struct {
 	// mapped extension comes back into the application through the
 	// snippet by itself, as Reenter does (leftovers.go).
 	Route bool
+	// Apps are the dialplan's application numbers (apps.go): number →
+	// what it runs; for AppTransfer the number is a prefix.
+	Apps map[string]AppKind
 }
 
 // Request is one recorded REST call: parameters from the query and the
@@ -527,6 +530,13 @@ func (s *Server) newChannel(id, endpoint, state string) *Channel {
 func (s *Server) PhoneDials(endpoint, number string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, _, ok := s.appAt(number); ok {
+		c := s.newChannel("", endpoint, "Ring")
+		c.Context = "from-internal"
+		s.emitIf("ChannelCreated", c, nil)
+		s.runApp(c, number)
+		return c.ID
+	}
 	if to := "PJSIP/" + number; s.ws == nil && s.endpointOK(to) {
 		a, _ := s.plainDial(endpoint, to)
 		return a
@@ -1012,7 +1022,9 @@ func (s *Server) routeChannels(method string, parts []string, p, vars map[string
 		if s.autoAnswer[c.Endpoint] {
 			s.answer(c)
 		}
-		s.localRoute(c, caller)
+		if !s.localApp(c, caller) {
+			s.localRoute(c, caller)
+		}
 	default:
 		return 404, msg("Resource not found")
 	}

@@ -121,8 +121,12 @@ func (s *Server) localRoute(l1 *Channel, caller *Channel) {
 }
 
 // continueRoute brings a channel continued to a mapped extension back
-// into the application (Options.Route).
+// into the application (Options.Route); one continued to an application
+// number runs it (apps.go).
 func (s *Server) continueRoute(c *Channel) {
+	if s.runApp(c, c.Exten) {
+		return
+	}
 	if !s.opts.Route || s.ws == nil || !s.known["PJSIP/"+c.Exten] {
 		return
 	}
