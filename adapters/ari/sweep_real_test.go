@@ -3,14 +3,9 @@ package ari
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/csta-bridge/csta-bridge/bridge/config"
-	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 )
 
@@ -23,18 +18,7 @@ import (
 // Asterisk").
 func TestSweepRealAsteriskWithoutHandler(t *testing.T) {
 	env := realAsteriskEnv(t)
-	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
-		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
-			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
-				env.url, env.user, env.pass, env.app, env.context),
-			Domain: "127.0.0.1",
-			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-				return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-					Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
-					HangupHandler: "-"})
-			},
-		}})
-	rest := &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
+	b, phones, rest := startRealBridge(t, env, func(o *Options) { o.HangupHandler = "-" })
 	rig := &pbxtest.SIPRig{B: b, Exts: env.exts, Phones: phones,
 		Leftovers: func(ctx context.Context) (string, error) { return ownLeftovers(ctx, rest, env) },
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },

@@ -2,15 +2,9 @@ package ari
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/csta-bridge/csta-bridge/bridge/config"
-	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
 )
 
@@ -30,17 +24,7 @@ import (
 // and no bridge of the extensions left.
 func TestTableRealAsteriskQueues(t *testing.T) {
 	env := realAsteriskEnv(t)
-	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
-		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
-			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
-				env.url, env.user, env.pass, env.app, env.context),
-			Domain: "127.0.0.1",
-			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-				return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-					Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log})
-			},
-		}})
-	rest := &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
+	b, phones, rest := startRealBridge(t, env, nil)
 	apps := map[string]string{}
 	for kind, v := range map[string]string{pbxtest.AppQueue: "CSTA_TEST_ARI_QUEUE",
 		pbxtest.AppRingGroup: "CSTA_TEST_ARI_RINGGROUP", pbxtest.AppHeader: "CSTA_TEST_ARI_HEADER"} {

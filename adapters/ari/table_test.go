@@ -17,6 +17,7 @@ import (
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
 	"github.com/csta-bridge/csta-bridge/internal/pbxtest"
+	"github.com/csta-bridge/csta-bridge/internal/testphone"
 )
 
 // TestTableRealAsterisk plays the scenario table (internal/pbxtest) on a
@@ -26,18 +27,7 @@ import (
 // a Local channel plays for calls from outside (default 602@tests, music).
 func TestTableRealAsterisk(t *testing.T) {
 	env := realAsteriskEnv(t)
-	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
-		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
-			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
-				env.url, env.user, env.pass, env.app, env.context),
-			Domain: "127.0.0.1",
-			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-				return New(Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-					Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
-					AnswerTimeout: 2 * time.Second}) // the "phone ignores auto-answer" row waits for it
-			},
-		}})
-	rest := &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
+	b, phones, rest := startRealBridge(t, env, nil)
 	outside := os.Getenv("CSTA_TEST_ARI_OUTSIDE")
 	if outside == "" {
 		outside = "602@tests"
@@ -57,6 +47,28 @@ func TestTableRealAsterisk(t *testing.T) {
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
+}
+
+// startRealBridge starts the bridge on the real Asterisk env names, with a
+// test phone registered for each extension; tune, if not nil, adjusts the
+// adapter's options.
+func startRealBridge(t *testing.T, env realAsterisk, tune func(*Options)) (*pbxtest.Bridge, [3]*testphone.Phone, *ariREST) {
+	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
+		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
+			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
+				env.url, env.user, env.pass, env.app, env.context),
+			Domain: "127.0.0.1",
+			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+				o := Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
+					Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
+					AnswerTimeout: 2 * time.Second} // the "phone ignores auto-answer" row waits for it
+				if tune != nil {
+					tune(&o)
+				}
+				return New(o)
+			},
+		}})
+	return b, phones, &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // realAsteriskApps: the test dialplan's application numbers (README.md,
