@@ -70,6 +70,10 @@ type ARI struct {
 	Password    string // from `password` or the trimmed contents of `password_file`
 	Application string // Stasis application name
 	Context     string // dialplan context for MakeCall; empty = the adapter's choice
+	// HangupHandler is the dialplan context of the hangup handler that ends
+	// a call's other side while the bridge is away (configs/asterisk,
+	// [csta-bridge-hangup]); "none" pushes none, for a dialplan without it.
+	HangupHandler string
 }
 
 // ESL is the FreeSWITCH event socket connection.

@@ -443,7 +443,7 @@ func TestARIWithPasswordFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	eq(t, "ari", cfg.PBX.ARI, ARI{URL: "https://pbx.example.com:8089/ari", Username: "csta-bridge",
-		Password: "s3cret-ari", Application: "csta-bridge", Context: "from-internal"})
+		Password: "s3cret-ari", Application: "csta-bridge", Context: "from-internal", HangupHandler: "csta-bridge-hangup"})
 	eq(t, "tls", cfg.HTTP.TLS, TLS{Cert: "testdata/tls/cert.pem", Key: "/etc/csta-bridge/key.pem"})
 	if !cfg.HTTP.TLS.Enabled() {
 		t.Error("TLS not enabled")
@@ -452,6 +452,22 @@ func TestARIWithPasswordFile(t *testing.T) {
 	eq(t, "allow", cfg.Extensions[0].Allow, []netip.Prefix{
 		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("10.0.0.0/8")})
 	eq(t, "listen", cfg.Extensions[1].Listen, "192.0.2.202:80")
+}
+
+// TestARIHangupHandler: the context of the hangup handler the bridge
+// pushes (issue 20), "none" for a dialplan without it; anything that is no
+// context name is refused with its line.
+func TestARIHangupHandler(t *testing.T) {
+	const base = "pbx:\n  type: ari\n  ari: {url: 'http://127.0.0.1:8088/ari', username: u, password: p, application: a"
+	eq(t, "default", parse(t, base+"}\n").PBX.ARI.HangupHandler, "csta-bridge-hangup")
+	eq(t, "own", parse(t, base+", hangup_handler: my-hangup}\n").PBX.ARI.HangupHandler, "my-hangup")
+	eq(t, "none", parse(t, base+", hangup_handler: none}\n").PBX.ARI.HangupHandler, "none")
+	for _, bad := range []string{"'a b'", "'x,s,1'", "'${X}'"} {
+		_, err := Parse("c.yaml", []byte(base+", hangup_handler: "+bad+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), "c.yaml:3: pbx.ari.hangup_handler: must be a dialplan context name, or none") {
+			t.Errorf("hangup_handler %s: %v", bad, err)
+		}
+	}
 }
 
 func TestESL(t *testing.T) {

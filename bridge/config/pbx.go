@@ -10,7 +10,7 @@ import (
 
 var (
 	pbxKeys = []string{"type", "ari", "esl", "sim"}
-	ariKeys = []string{"url", "username", "password", "password_file", "application", "context"}
+	ariKeys = []string{"url", "username", "password", "password_file", "application", "context", "hangup_handler"}
 	eslKeys = []string{"address", "password", "password_file", "context", "phone_events", "nodes"}
 	simKeys = []string{"answer_after"}
 )
@@ -63,7 +63,11 @@ func (d *decoder) ari(e entry, selected bool) ARI {
 	user := d.str(f["username"], path+".username")
 	app := d.str(f["application"], path+".application")
 	ctx := d.str(f["context"], path+".context")
-	a := ARI{URL: url.v, Username: user.v, Application: app.v, Context: ctx.v}
+	hh := d.str(f["hangup_handler"], path+".hangup_handler")
+	a := ARI{URL: url.v, Username: user.v, Application: app.v, Context: ctx.v, HangupHandler: hh.v}
+	if a.HangupHandler == "" {
+		a.HangupHandler = "csta-bridge-hangup"
+	}
 	if selected {
 		d.require(url, e.line, path+".url", "such as http://127.0.0.1:8088/ari")
 		d.require(user, e.line, path+".username", "")
@@ -80,6 +84,9 @@ func (d *decoder) ari(e entry, selected bool) ARI {
 	}
 	if app.set && (hasControl(app.v) || strings.ContainsAny(app.v, " \t,")) {
 		d.add(app.line, path+".application", "must not contain spaces or commas (got %q)", app.v)
+	}
+	if hh.set && (hasControl(hh.v) || strings.ContainsAny(hh.v, " \t,()$")) {
+		d.add(hh.line, path+".hangup_handler", "must be a dialplan context name, or none (got %q)", hh.v)
 	}
 	return a
 }

@@ -20,8 +20,12 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 		return sim.New(sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter, NeverAnswer: cfg.PBX.Sim.NeverAnswer,
 			Logger: log}), nil
 	case config.TypeARI:
+		hh := cfg.PBX.ARI.HangupHandler
+		if hh == "none" {
+			hh = "-"
+		}
 		return ari.New(ari.Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log})
+			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, HangupHandler: hh, Logger: log})
 	case config.TypeESL:
 		if len(cfg.PBX.ESL.Nodes) > 0 {
 			return newESLCluster(cfg.PBX.ESL, log)
