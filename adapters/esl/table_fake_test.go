@@ -98,7 +98,7 @@ func (r *fakeFreeSWITCHRig) Application(kind string) string {
 }
 
 func (r *fakeFreeSWITCHRig) Phone(x pbxtest.Role) pbxtest.Phone {
-	return fakeFSPhone{f: r.f, user: r.exts[x]}
+	return fakefs.TablePhone{FS: r.f, User: r.exts[x]}
 }
 
 func (r *fakeFreeSWITCHRig) SetIgnoreAutoAnswer(x pbxtest.Role, ignore bool) {
@@ -117,44 +117,4 @@ func (r *fakeFreeSWITCHRig) Settle(t testing.TB, ctx context.Context) {
 	if err := r.f.WaitIdle(ctx); err != nil {
 		t.Errorf("settle: %v", err)
 	}
-}
-
-// fakeFSPhone is the phone of one user on the fake FreeSWITCH.
-type fakeFSPhone struct {
-	f    *fakefs.FS
-	user string
-}
-
-var showingOnFake = map[pbxtest.Showing]fakefs.Showing{
-	pbxtest.Ringing: fakefs.Ringing, pbxtest.Dialing: fakefs.Dialing,
-	pbxtest.Connected: fakefs.Connected, pbxtest.Held: fakefs.Held,
-}
-
-func (p fakeFSPhone) Dial(_ context.Context, number string) error { return p.f.Dial(p.user, number) }
-
-// Answer picks up the ringing call, waiting for it to ring.
-func (p fakeFSPhone) Answer(ctx context.Context) error {
-	return p.retry(ctx, fakefs.Ringing, func() error { return p.f.Answer(p.user) })
-}
-
-func (p fakeFSPhone) Hangup(ctx context.Context) error { return p.f.Hangup(p.user) }
-
-func (p fakeFSPhone) Hold(ctx context.Context) error {
-	return p.retry(ctx, fakefs.Connected, func() error { return p.f.Hold(p.user) })
-}
-
-func (p fakeFSPhone) Unhold(ctx context.Context) error {
-	return p.retry(ctx, fakefs.Held, func() error { return p.f.Unhold(p.user) })
-}
-
-// retry waits until the phone shows st, then acts.
-func (p fakeFSPhone) retry(ctx context.Context, st fakefs.Showing, act func() error) error {
-	if err := p.f.Wait(ctx, p.user, st); err != nil {
-		return err
-	}
-	return act()
-}
-
-func (p fakeFSPhone) Wait(ctx context.Context, want pbxtest.Showing) error {
-	return p.f.Wait(ctx, p.user, showingOnFake[want])
 }

@@ -134,3 +134,44 @@ func (e *AdapterEnv) settle(t *testing.T) {
 	// one's waits.
 	e.Log.TakeAll()
 }
+
+// AnswerThenHoldAtOnce is issue 15's "Answer then Hold at once", runs
+// times on the real PBX: the third extension's phone calls the second,
+// Answer replaces the ringing call with an auto-answered one, Hold is sent
+// the moment Answer returned, then Retrieve, and the caller hangs up.
+func (e *AdapterEnv) AnswerThenHoldAtOnce(a pbx.PBX, runs int) {
+	_, a2, a3 := e.Names()
+	passed := 0
+	for i := range runs {
+		e.Scenario("run", func(t *testing.T) {
+			ctx := e.Ctx(t)
+			out, in, _, offered := e.DialAndOffer(ctx, a3, a2)
+			ref := offered.Call
+			if err := a.Answer(ctx, ref); err != nil {
+				t.Fatalf("run %d: Answer: %v", i, err)
+			}
+			if err := a.Hold(ctx, ref); err != nil {
+				t.Fatalf("run %d: Hold sent as Answer returned: %v", i, err)
+			}
+			PhoneState(t, ctx, in, testphone.StateEnded) // replaced by the auto-answered call
+			repl, err := e.Phones[a2].Incoming(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			PhoneState(t, ctx, out, testphone.StateConnected)
+			e.On(ref, pbx.EventConnected)
+			e.On(ref, pbx.EventHeld)
+			if err := a.Retrieve(ctx, ref); err != nil {
+				t.Fatalf("run %d: Retrieve: %v", i, err)
+			}
+			e.On(ref, pbx.EventRetrieved)
+			if err := out.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			PhoneState(t, ctx, repl, testphone.StateEnded)
+			e.On(ref, pbx.EventCleared)
+			passed++
+		})
+	}
+	e.T.Logf("Answer then Hold at once: %d of %d runs passed", passed, runs)
+}

@@ -76,7 +76,9 @@ func (r *tableRig) Application(kind string) string {
 		pbxtest.AppTransfer: "78"}[kind]
 }
 
-func (r *tableRig) Phone(x pbxtest.Role) pbxtest.Phone { return fakePhone{f: r.f, user: r.exts[x]} }
+func (r *tableRig) Phone(x pbxtest.Role) pbxtest.Phone {
+	return fakefs.TablePhone{FS: r.f, User: r.exts[x]}
+}
 
 func (r *tableRig) SetIgnoreAutoAnswer(x pbxtest.Role, ignore bool) {
 	r.f.SetIgnoreAutoAnswer(r.exts[x], ignore)
@@ -91,42 +93,4 @@ func (r *tableRig) Settle(t testing.TB, ctx context.Context) {
 	if err := r.f.WaitIdle(ctx); err != nil {
 		t.Errorf("settle: %v", err)
 	}
-}
-
-// fakePhone is the phone of one user on the fake FreeSWITCH.
-type fakePhone struct {
-	f    *fakefs.FS
-	user string
-}
-
-var showing = map[pbxtest.Showing]fakefs.Showing{
-	pbxtest.Ringing: fakefs.Ringing, pbxtest.Dialing: fakefs.Dialing,
-	pbxtest.Connected: fakefs.Connected, pbxtest.Held: fakefs.Held,
-}
-
-func (p fakePhone) Dial(_ context.Context, number string) error { return p.f.Dial(p.user, number) }
-func (p fakePhone) Hangup(context.Context) error                { return p.f.Hangup(p.user) }
-
-func (p fakePhone) Answer(ctx context.Context) error {
-	return p.when(ctx, fakefs.Ringing, func() error { return p.f.Answer(p.user) })
-}
-
-func (p fakePhone) Hold(ctx context.Context) error {
-	return p.when(ctx, fakefs.Connected, func() error { return p.f.Hold(p.user) })
-}
-
-func (p fakePhone) Unhold(ctx context.Context) error {
-	return p.when(ctx, fakefs.Held, func() error { return p.f.Unhold(p.user) })
-}
-
-func (p fakePhone) Wait(ctx context.Context, want pbxtest.Showing) error {
-	return p.f.Wait(ctx, p.user, showing[want])
-}
-
-// when waits until the phone shows st, then acts.
-func (p fakePhone) when(ctx context.Context, st fakefs.Showing, act func() error) error {
-	if err := p.f.Wait(ctx, p.user, st); err != nil {
-		return err
-	}
-	return act()
 }
