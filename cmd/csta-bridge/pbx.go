@@ -6,7 +6,7 @@ import (
 
 	"github.com/csta-bridge/csta-bridge/adapters/ari"
 	"github.com/csta-bridge/csta-bridge/adapters/esl"
-	"github.com/csta-bridge/csta-bridge/adapters/esl/cluster"
+	"github.com/csta-bridge/csta-bridge/adapters/cluster"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -48,7 +48,7 @@ func newESLCluster(c config.ESL, log *slog.Logger) (pbx.PBX, error) {
 		}
 		nodes = append(nodes, cluster.Node{Name: n.Name, PBX: a})
 	}
-	return cluster.New(cluster.Options{Nodes: nodes, Logger: log})
+	return cluster.New(cluster.Options{Nodes: nodes, Server: "FreeSWITCH", Logger: log})
 }
 
 var eslPhoneEvents = map[string]esl.PhoneEvents{

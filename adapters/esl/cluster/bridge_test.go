@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/csta-bridge/csta-bridge/adapters/esl"
-	"github.com/csta-bridge/csta-bridge/adapters/esl/cluster"
+	"github.com/csta-bridge/csta-bridge/adapters/cluster"
 	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakeesl"
 	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakefs"
 	"github.com/csta-bridge/csta-bridge/bridge"
@@ -52,7 +52,7 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 		}
 		nodes = append(nodes, cluster.Node{Name: n.Name, PBX: a})
 	}
-	return cluster.New(cluster.Options{Nodes: nodes, Logger: log})
+	return cluster.New(cluster.Options{Nodes: nodes, Server: "FreeSWITCH", Logger: log})
 }
 
 // admin reads a path of the bridge's admin listener.

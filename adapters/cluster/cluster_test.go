@@ -111,7 +111,7 @@ func newRig(t *testing.T, exts []pbx.Extension, names ...string) *rig {
 		r.nodes[n] = s
 		nodes = append(nodes, Node{Name: n, PBX: s})
 	}
-	c, err := New(Options{Nodes: nodes})
+	c, err := New(Options{Nodes: nodes, Server: "FreeSWITCH"})
 	if err != nil {
 		t.Fatal(err)
 	}

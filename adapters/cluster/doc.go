@@ -1,5 +1,6 @@
-// Package cluster drives several FreeSWITCH servers as one PBX: it
-// composes one pbx.PBX per node (each an esl adapter, built by
+// Package cluster drives several PBX servers as one PBX: it
+// composes one pbx.PBX per node (an esl adapter per FreeSWITCH, an ari
+// adapter per Asterisk behind ari-proxy; built by
 // cmd/csta-bridge) behind the pbx.PBX contract, so the core sees a single
 // adapter. It imports no PBX client library.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,22 +21,34 @@ type Node struct {
 
 // Options configures a Cluster.
 type Options struct {
-	Nodes  []Node
-	Logger *slog.Logger // nil discards
+	Nodes []Node
+	// Server names what a node is in logs and faults ("FreeSWITCH",
+	// "Asterisk"; default "PBX").
+	Server string
+	// Discovered says nodes come and go at run time (Add): the cluster may
+	// start with none, and reports the link down until one has synced.
+	Discovered bool
+	Logger     *slog.Logger // nil discards
 }
 
 // Cluster is a pbx.PBX made of several.
 type Cluster struct {
 	log     *slog.Logger
-	nodes   []*node
-	byName  map[string]*node
+	server  string
 	running atomic.Bool
+
+	// extMu orders the calls that hand nodes their extensions
+	// (SetExtensions, Add), which run outside mu.
+	extMu sync.Mutex
 
 	// mu guards everything below and the nodes' mutable fields. It is
 	// held only briefly, never while sending to the core or calling a node.
-	mu    sync.Mutex
-	exts  map[string]pbx.Extension
-	owner map[pbx.CallRef]*node
+	mu     sync.Mutex
+	nodes  []*node
+	byName map[string]*node
+	run    *runState // set while Run runs, for the nodes Add brings
+	exts   map[string]pbx.Extension
+	owner  map[pbx.CallRef]*node
 	// regs: extension → nodes its device is registered on → when it
 	// registered there last (a counter: the newest is preferred).
 	regs   map[string]map[*node]uint64
@@ -79,35 +92,81 @@ var (
 
 // New checks the nodes; it does no I/O.
 func New(opts Options) (*Cluster, error) {
-	if len(opts.Nodes) == 0 {
+	if len(opts.Nodes) == 0 && !opts.Discovered {
 		return nil, errors.New("cluster: no nodes")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{log: opts.Logger, byName: make(map[string]*node), exts: make(map[string]pbx.Extension),
-		owner: make(map[pbx.CallRef]*node), regs: make(map[string]map[*node]uint64)}
+	if opts.Server == "" {
+		opts.Server = "PBX"
+	}
+	c := &Cluster{log: opts.Logger, server: opts.Server, byName: make(map[string]*node),
+		exts: make(map[string]pbx.Extension), owner: make(map[pbx.CallRef]*node),
+		regs: make(map[string]map[*node]uint64)}
 	for _, n := range opts.Nodes {
-		switch {
-		case n.Name == "":
-			return nil, errors.New("cluster: a node has no name")
-		case n.PBX == nil:
-			return nil, fmt.Errorf("cluster: node %s has no adapter", n.Name)
-		case c.byName[n.Name] != nil:
-			return nil, fmt.Errorf("cluster: two nodes are named %s", n.Name)
+		if _, err := c.addNode(n); err != nil {
+			return nil, err
 		}
-		nd := &node{name: n.Name, pbx: n.PBX, detail: "connecting", calls: make(map[pbx.CallRef]pbx.CallInfo)}
-		c.nodes = append(c.nodes, nd)
-		c.byName[n.Name] = nd
 	}
 	return c, nil
+}
+
+// addNode checks n and appends it. Callers hold mu or own c alone.
+func (c *Cluster) addNode(n Node) (*node, error) {
+	switch {
+	case n.Name == "":
+		return nil, errors.New("cluster: a node has no name")
+	case n.PBX == nil:
+		return nil, fmt.Errorf("cluster: node %s has no adapter", n.Name)
+	case c.byName[n.Name] != nil:
+		return nil, fmt.Errorf("cluster: two nodes are named %s", n.Name)
+	}
+	nd := &node{name: n.Name, pbx: n.PBX, detail: "connecting", calls: make(map[pbx.CallRef]pbx.CallInfo)}
+	c.nodes = append(c.nodes, nd)
+	c.byName[n.Name] = nd
+	return nd, nil
+}
+
+// Add brings a node discovered at run time: it gets the extensions it may
+// serve and, if Run runs, starts at once. Its first sync is merged like a
+// returning node's; it never ends another node's calls.
+func (c *Cluster) Add(n Node) error {
+	c.extMu.Lock()
+	defer c.extMu.Unlock()
+	c.mu.Lock()
+	nd, err := c.addNode(n)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var mine []pbx.Extension
+	for _, x := range c.exts {
+		if x.Node == "" || x.Node == nd.name || c.byName[x.Node] == nil {
+			mine = append(mine, x)
+		}
+		if x.Node == nd.name {
+			nd.pinned++
+		}
+	}
+	rs := c.run
+	c.mu.Unlock()
+	slices.SortFunc(mine, func(a, b pbx.Extension) int { return strings.Compare(a.Name, b.Name) })
+	nd.pbx.SetExtensions(mine)
+	c.log.Info(c.server+" node added", "node", nd.name, "extensions", len(mine))
+	if rs != nil {
+		rs.start(c, nd)
+	}
+	return nil
 }
 
 // SetExtensions gives each node the extensions it may serve: those pinned
 // to it and every unpinned one (whose node is learned from registrations).
 func (c *Cluster) SetExtensions(exts []pbx.Extension) {
-	per := make(map[*node][]pbx.Extension, len(c.nodes))
+	c.extMu.Lock()
+	defer c.extMu.Unlock()
 	c.mu.Lock()
+	per := make(map[*node][]pbx.Extension, len(c.nodes))
 	c.exts = make(map[string]pbx.Extension, len(exts))
 	for _, n := range c.nodes {
 		n.pinned, n.regCount = 0, 0
@@ -135,10 +194,52 @@ func (c *Cluster) SetExtensions(exts []pbx.Extension) {
 			delete(c.regs, ext)
 		}
 	}
+	nodes := slices.Clone(c.nodes)
 	c.mu.Unlock()
-	for _, n := range c.nodes {
+	for _, n := range nodes {
 		n.pbx.SetExtensions(per[n])
 	}
+}
+
+// runState is what a running Run gives the nodes it starts.
+type runState struct {
+	ctx context.Context
+	in  chan nodeEvent
+	wg  *sync.WaitGroup
+}
+
+// start runs n's adapter and forwards its events to Run's loop.
+func (rs *runState) start(c *Cluster, n *node) {
+	ch := make(chan pbx.Event, 64)
+	ctx := rs.ctx
+	rs.wg.Add(2)
+	go func() {
+		defer rs.wg.Done()
+		err := n.pbx.Run(ctx, ch)
+		if err != nil && ctx.Err() == nil {
+			// A configuration error of this node: the others go on.
+			c.log.Error(c.server+" node stopped", "node", n.name, "err", err)
+			select {
+			case rs.in <- nodeEvent{n, pbx.Event{Kind: pbx.EventLink, Reason: err.Error()}}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	go func() {
+		defer rs.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-ch:
+				select {
+				case rs.in <- nodeEvent{n, ev}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
 }
 
 // Run runs every node's adapter and merges their events until ctx is done.
@@ -147,51 +248,44 @@ func (c *Cluster) Run(ctx context.Context, events chan<- pbx.Event) error {
 		return errors.New("cluster: Run called twice")
 	}
 	defer c.running.Store(false)
-	in := make(chan nodeEvent)
 	var wg sync.WaitGroup
+	rs := &runState{ctx: ctx, in: make(chan nodeEvent), wg: &wg}
+	c.mu.Lock()
+	c.run = rs
 	for _, n := range c.nodes {
-		ch := make(chan pbx.Event, 64)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			err := n.pbx.Run(ctx, ch)
-			if err != nil && ctx.Err() == nil {
-				// A configuration error of this node: the others go on.
-				c.log.Error("FreeSWITCH node stopped", "node", n.name, "err", err)
-				select {
-				case in <- nodeEvent{n, pbx.Event{Kind: pbx.EventLink, Reason: err.Error()}}:
-				case <-ctx.Done():
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev := <-ch:
-					select {
-					case in <- nodeEvent{n, ev}:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-		}()
+		rs.start(c, n)
 	}
-	defer wg.Wait()
+	var first []pbx.Event
+	if len(c.nodes) == 0 {
+		first = c.linkEvent() // a discovered cluster without a node yet: not ready, and why
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.run = nil
+		c.mu.Unlock()
+		wg.Wait()
+	}()
+	send := func(evs []pbx.Event) error {
+		for _, ev := range evs {
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	if err := send(first); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ne := <-in:
-			for _, ev := range c.handle(ne) {
-				select {
-				case events <- ev:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+		case ne := <-rs.in:
+			if err := send(c.handle(ne)); err != nil {
+				return err
 			}
 			if c.handled != nil {
 				c.handled()
@@ -230,6 +324,9 @@ func (c *Cluster) linkEvent() []pbx.Event {
 	}
 	if up && !c.started {
 		return nil // ready only with the calls: the first sync comes first
+	}
+	if len(c.nodes) == 0 {
+		down = []string{"no " + c.server + " node known yet"}
 	}
 	for _, n := range c.nodes {
 		if up && n.linking {

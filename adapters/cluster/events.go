@@ -25,9 +25,9 @@ func (c *Cluster) handle(ne nodeEvent) []pbx.Event {
 	case pbx.EventLink:
 		if n.up != ev.Up || (!ev.Up && n.detail != ev.Reason) {
 			if ev.Up {
-				c.log.Info("FreeSWITCH node connected", "node", n.name)
+				c.log.Info(c.server+" node connected", "node", n.name)
 			} else {
-				c.log.Warn("FreeSWITCH node not connected; its calls are kept until it is back", "node", n.name,
+				c.log.Warn(c.server+" node not connected; its calls are kept until it is back", "node", n.name,
 					"reason", ev.Reason, "calls", len(n.calls))
 			}
 		}

@@ -32,8 +32,8 @@ func (c *Cluster) sameNode(what string, a, b pbx.CallRef) (*node, error) {
 		return nil, err
 	}
 	if na != nb {
-		return nil, fmt.Errorf("cluster: %s %s and %s: the calls are on two FreeSWITCH nodes (%s and %s): %w",
-			what, a, b, na.name, nb.name, pbx.ErrNotSupported)
+		return nil, fmt.Errorf("cluster: %s %s and %s: the calls are on two %s nodes (%s and %s): %w",
+			what, a, b, c.server, na.name, nb.name, pbx.ErrNotSupported)
 	}
 	return na, nil
 }
@@ -222,11 +222,13 @@ func (n *node) isUp(c *Cluster) bool {
 
 // notRegistered says the node does not have the device registered (so it
 // was not called there): FreeSWITCH's USER_NOT_REGISTERED or
-// SUBSCRIBER_ABSENT for user/ endpoints.
+// SUBSCRIBER_ABSENT for user/ endpoints, the ari adapter's "is not
+// registered" for an endpoint it knows offline.
 func notRegistered(err error) bool {
 	if !errors.Is(err, pbx.ErrDeviceUnreachable) {
 		return false
 	}
 	s := err.Error()
-	return strings.Contains(s, "USER_NOT_REGISTERED") || strings.Contains(s, "SUBSCRIBER_ABSENT")
+	return strings.Contains(s, "USER_NOT_REGISTERED") || strings.Contains(s, "SUBSCRIBER_ABSENT") ||
+		strings.Contains(s, "is not registered")
 }
