@@ -28,11 +28,12 @@ const healthInterval = 20 * time.Second
 
 // Adapter is the Asterisk PBX adapter.
 type Adapter struct {
-	opts      Options
-	log       *slog.Logger
-	newClient func(*Options) (ari.Client, error)
+	opts Options
+	log  *slog.Logger
+	tr   transport
 
-	healthEvery time.Duration // healthInterval; shorter in tests
+	healthEvery time.Duration // healthInterval; shorter in tests and clusters
+	inCluster   bool          // one node of several: endpoints of the others are normal
 
 	running atomic.Bool
 	ready   atomic.Bool
@@ -70,10 +71,16 @@ func New(opts Options) (*Adapter, error) {
 		return nil, fmt.Errorf("ari: %w", err)
 	}
 	opts.setDefaults()
+	a := newAdapter(opts, opts.Logger.With("pbx", "ari"))
+	a.tr = nativeTransport{&a.opts}
+	return a, nil
+}
+
+// newAdapter builds an adapter on opts (defaults set) with no transport yet.
+func newAdapter(opts Options, log *slog.Logger) *Adapter {
 	return &Adapter{
 		opts:        opts,
-		log:         opts.Logger.With("pbx", "ari"),
-		newClient:   newNativeClient,
+		log:         log,
 		healthEvery: healthInterval,
 		out:         newQueue[pbx.Event](),
 		extsSig:     make(chan struct{}, 1),
@@ -89,7 +96,7 @@ func New(opts Options) (*Adapter, error) {
 		swaps:       map[string]*leg{},
 		waiters:     map[string][]chan struct{}{},
 		registered:  map[string]bool{},
-	}, nil
+	}
 }
 
 // Ready reports whether the adapter is connected to Asterisk right now.
@@ -157,7 +164,7 @@ func (a *Adapter) Run(ctx context.Context, events chan<- pbx.Event) error {
 	}()
 
 	// One client for the adapter's life: it holds the HTTP connection pool.
-	cl, err := a.newClient(&a.opts)
+	cl, err := a.tr.client()
 	if err != nil {
 		return fmt.Errorf("ari: %w", err)
 	}
@@ -179,7 +186,7 @@ func (a *Adapter) Run(ctx context.Context, events chan<- pbx.Event) error {
 				backoff = a.opts.MinBackoff
 			}
 		} else {
-			a.log.Warn("cannot connect to ARI", "url", a.opts.URL, "err", err, "retry_in", backoff)
+			a.log.Warn("cannot connect to ARI", "url", a.tr.where(), "err", err, "retry_in", backoff)
 		}
 		t := time.NewTimer(jitter(backoff))
 		select {
@@ -223,15 +230,15 @@ func (a *Adapter) session(ctx context.Context, cl ari.Client) (wasUp bool, err e
 		}
 		return false, err
 	}
-	ws, err := dialEvents(ctx, &a.opts)
+	feed, err := a.tr.events(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer ws.Close()
+	defer feed.close()
 
 	frames := newQueue[[]byte]()
 	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(ws, frames.push) }()
+	go func() { readErr <- feed.run(frames.push) }()
 
 	a.mu.Lock()
 	a.client = cl
@@ -252,7 +259,7 @@ func (a *Adapter) session(ctx context.Context, cl ari.Client) (wasUp bool, err e
 	a.sweep(sctx)
 	a.ready.Store(true)
 	a.emit(pbx.Event{Kind: pbx.EventLink, Up: true})
-	a.log.Info("ARI connected", "url", a.opts.URL, "application", a.opts.Application)
+	a.log.Info("ARI connected", "url", a.tr.where(), "application", a.opts.Application)
 
 	health := time.NewTicker(a.healthEvery)
 	defer health.Stop()

@@ -101,7 +101,28 @@ func decodeEvent(data []byte) (*wireEvent, error) {
 	if ev.Type == "" {
 		return nil, errNoType
 	}
+	ev.dropEmpty()
 	return &ev, nil
+}
+
+// dropEmpty forgets the objects an event carries empty. Events that went
+// through the ari library (an ari-proxy forwards them re-encoded) have every
+// channel and bridge field of their type, set or not: a global variable's
+// ChannelVarset has a channel without an id, a StasisStart a replace_channel
+// without one.
+func (ev *wireEvent) dropEmpty() {
+	for _, c := range []**wireChannel{&ev.Channel, &ev.Caller, &ev.Peer, &ev.ReplaceChannel, &ev.Transferee,
+		&ev.FirstLeg, &ev.SecondLeg, &ev.Target} {
+		if *c != nil && (*c).ID == "" {
+			*c = nil
+		}
+	}
+	if ev.Bridge != nil && ev.Bridge.ID == "" {
+		ev.Bridge = nil
+	}
+	if ev.Endpoint != nil && ev.Endpoint.Resource == "" {
+		ev.Endpoint = nil
+	}
 }
 
 // endpointOf turns a channel name ("PJSIP/1001-0000002a") into its endpoint

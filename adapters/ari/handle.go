@@ -256,7 +256,7 @@ func (a *Adapter) attachLeg(ch *channel) {
 func (a *Adapter) progress(l *leg, ch *channel, old string) {
 	makeCall := a.isMakeCall(l)
 	switch {
-	case l.state == pbx.StateNull && l.dir == pbx.Outgoing && !makeCall && (ch.protocolID != "" || !isPJSIP(ch) || ch.state != "Ring"):
+	case l.state == pbx.StateNull && l.dir == pbx.Outgoing && !makeCall && (ch.protocolID != "" || !a.tr.callIDs() || !isPJSIP(ch) || ch.state != "Ring"):
 		// Asterisk sends a PJSIP channel's ChannelCreated before it copies
 		// the SIP Call-ID into protocol_id (the next event has it); the
 		// core needs it for $call-id, so the call is announced then.

@@ -58,6 +58,10 @@ func newNativeClient(o *Options) (ari.Client, error) {
 // error in a type that has Cause() but no Unwrap, so errors.As alone never
 // sees their 404 (a channel that hung up between a list and a get).
 func httpStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	msg := err.Error()
 	for depth := 0; err != nil && depth < 8; depth++ {
 		var re native.RequestError
 		if errors.As(err, &re) {
@@ -65,11 +69,11 @@ func httpStatus(err error) int {
 		}
 		var c interface{ Cause() error }
 		if !errors.As(err, &c) {
-			return 0
+			break
 		}
 		err = c.Cause()
 	}
-	return 0
+	return proxyErrStatus(msg)
 }
 
 // allocationFailed says Asterisk could not create a channel to the

@@ -44,6 +44,11 @@ func (a *Adapter) subscribeAll(ctx context.Context) {
 	}
 	for _, ep := range want {
 		err := a.rest(ctx, func(c ari.Client) error { return c.Application().Subscribe(app, "endpoint:"+ep) })
+		if err != nil && a.inCluster {
+			// Another node's phone.
+			a.log.Debug("endpoint not on this node", "endpoint", ep, "err", err)
+			continue
+		}
 		if err != nil {
 			// 422/400: Asterisk has no such endpoint (a typo in the mapping).
 			a.log.Warn("cannot subscribe to endpoint; its calls are not seen unless they pass through Stasis", "endpoint", ep, "err", err)

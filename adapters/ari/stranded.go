@@ -17,8 +17,8 @@ import "context"
 // nil when Asterisk cannot list them; then a caller whose StasisStart is
 // lost waits for the next connect.
 func (a *Adapter) stasisCallers(ctx context.Context) map[string]string {
-	var chans []rawChannel
-	if err := a.sweepGet(ctx, "/channels", &chans); err != nil {
+	chans, err := a.tr.channels(ctx)
+	if err != nil {
 		a.log.Debug("cannot list the channels in the application", "err", err)
 		return nil
 	}

@@ -2,9 +2,6 @@ package ari
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -59,30 +56,6 @@ type rawBridge struct {
 	Channels []string `json:"channels"`
 }
 
-// sweepGet reads one ARI list with its own bounded request.
-func (a *Adapter) sweepGet(ctx context.Context, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(a.opts.URL, "/")+path, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(a.opts.Username, a.opts.Password)
-	resp, err := (&http.Client{Timeout: a.opts.RequestTimeout}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
-	}
-	return json.Unmarshal(body, out)
-}
-
 // stasisArgs gives the application arguments of a channel in this
 // adapter's application (ok false for any other channel).
 func (a *Adapter) stasisArgs(c rawChannel) ([]string, bool) {
@@ -102,8 +75,8 @@ func (a *Adapter) stasisArgs(c rawChannel) ([]string, bool) {
 // would restore, connect and sweep another bridge's calls. When Asterisk
 // cannot list them, none is excluded (one bridge per Asterisk).
 func (a *Adapter) otherAppChannels(ctx context.Context) map[string]bool {
-	var chans []rawChannel
-	if err := a.sweepGet(ctx, "/channels", &chans); err != nil {
+	chans, err := a.tr.channels(ctx)
+	if err != nil {
 		a.log.Debug("cannot list the channels' applications", "err", err)
 		return nil
 	}
@@ -127,13 +100,13 @@ type sweepItem struct {
 // session reads events. A failure is logged: the calls still work, and the
 // next connect sweeps again.
 func (a *Adapter) sweep(ctx context.Context) {
-	var chans []rawChannel
-	var bridges []rawBridge
-	if err := a.sweepGet(ctx, "/channels", &chans); err != nil {
+	chans, err := a.tr.channels(ctx)
+	if err != nil {
 		a.log.Warn("sweep: cannot list channels; leftovers of calls that ended while the bridge was away stay until the next connect", "err", err)
 		return
 	}
-	if err := a.sweepGet(ctx, "/bridges", &bridges); err != nil {
+	bridges, err := a.tr.bridges(ctx)
+	if err != nil {
 		a.log.Warn("sweep: cannot list bridges; leftovers of calls that ended while the bridge was away stay until the next connect", "err", err)
 		return
 	}

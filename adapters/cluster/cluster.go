@@ -33,9 +33,10 @@ type Options struct {
 
 // Cluster is a pbx.PBX made of several.
 type Cluster struct {
-	log     *slog.Logger
-	server  string
-	running atomic.Bool
+	log        *slog.Logger
+	server     string
+	discovered bool
+	running    atomic.Bool
 
 	// extMu orders the calls that hand nodes their extensions
 	// (SetExtensions, Add), which run outside mu.
@@ -101,7 +102,7 @@ func New(opts Options) (*Cluster, error) {
 	if opts.Server == "" {
 		opts.Server = "PBX"
 	}
-	c := &Cluster{log: opts.Logger, server: opts.Server, byName: make(map[string]*node),
+	c := &Cluster{log: opts.Logger, server: opts.Server, discovered: opts.Discovered, byName: make(map[string]*node),
 		exts: make(map[string]pbx.Extension), owner: make(map[pbx.CallRef]*node),
 		regs: make(map[string]map[*node]uint64)}
 	for _, n := range opts.Nodes {
@@ -142,7 +143,7 @@ func (c *Cluster) Add(n Node) error {
 	}
 	var mine []pbx.Extension
 	for _, x := range c.exts {
-		if x.Node == "" || x.Node == nd.name || c.byName[x.Node] == nil {
+		if x.Node == "" || x.Node == nd.name || (!c.discovered && c.byName[x.Node] == nil) {
 			mine = append(mine, x)
 		}
 		if x.Node == nd.name {
@@ -179,6 +180,12 @@ func (c *Cluster) SetExtensions(exts []pbx.Extension) {
 				n.pinned++
 				continue
 			}
+			if c.discovered {
+				// Its node has not announced itself yet: it serves the
+				// extension once it does, and no other node meanwhile.
+				c.log.Info("extension pinned to a node not known yet", "ext", x.Name, "node", x.Node)
+				continue
+			}
 			c.log.Error("extension pinned to a node the cluster does not have; every node may serve it",
 				"ext", x.Name, "node", x.Node)
 		}
@@ -190,7 +197,7 @@ func (c *Cluster) SetExtensions(exts []pbx.Extension) {
 		}
 	}
 	for ext := range c.regs {
-		if x, ok := c.exts[ext]; !ok || c.pinnedNode(x) != nil {
+		if x, ok := c.exts[ext]; !ok || c.pinnedNode(x) != nil || c.pinAwaited(x) {
 			delete(c.regs, ext)
 		}
 	}

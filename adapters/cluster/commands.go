@@ -174,7 +174,13 @@ func (c *Cluster) TagCall(ctx context.Context, ref pbx.CallRef, cstaID int) erro
 func (c *Cluster) MakeCall(ctx context.Context, req pbx.MakeCallRequest) error {
 	c.mu.Lock()
 	nodes, next := c.makeCallNodes(req.Call.Ext)
+	x := c.exts[req.Call.Ext]
+	awaited := c.pinAwaited(x)
 	c.mu.Unlock()
+	if awaited {
+		return fmt.Errorf("cluster: make call %s: its %s node %s has not been seen yet: %w", req.Call, c.server, x.Node,
+			pbx.ErrDeviceUnreachable)
+	}
 	if len(nodes) == 0 {
 		return fmt.Errorf("cluster: make call %s: extension not mapped: %w", req.Call, pbx.ErrDeviceUnreachable)
 	}

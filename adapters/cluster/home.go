@@ -16,6 +16,12 @@ func (c *Cluster) pinnedNode(x pbx.Extension) *node {
 	return c.byName[x.Node]
 }
 
+// pinAwaited says x is pinned to a node a discovered cluster has not
+// found yet: no node serves it meanwhile.
+func (c *Cluster) pinAwaited(x pbx.Extension) bool {
+	return c.discovered && x.Node != "" && c.byName[x.Node] == nil
+}
+
 // serves says whether a new call leg of ext on n is the extension's call:
 // n is its pinned node, or its device is registered on n, or nothing is
 // known of where it is registered.
@@ -26,6 +32,9 @@ func (c *Cluster) serves(n *node, ext string) bool {
 	}
 	if p := c.pinnedNode(x); p != nil {
 		return p == n
+	}
+	if c.pinAwaited(x) {
+		return false
 	}
 	regs := c.regs[ext]
 	if len(regs) == 0 {
@@ -47,6 +56,9 @@ func (c *Cluster) device(n *node, ev pbx.Event) []pbx.Event {
 	}
 	if c.pinnedNode(x) != nil {
 		return []pbx.Event{ev} // only its own node maps it
+	}
+	if c.pinAwaited(x) {
+		return nil
 	}
 	regs := c.regs[ext]
 	before := len(regs)
@@ -86,6 +98,9 @@ func (c *Cluster) makeCallNodes(ext string) ([]*node, bool) {
 	}
 	if p := c.pinnedNode(x); p != nil {
 		return []*node{p}, false
+	}
+	if c.pinAwaited(x) {
+		return nil, false
 	}
 	upFirst := func(a, b *node) int {
 		if a.up != b.up {

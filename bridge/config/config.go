@@ -74,6 +74,13 @@ type ARI struct {
 	// a call's other side while the bridge is away (configs/asterisk,
 	// [csta-bridge-hangup]); "none" pushes none, for a dialplan without it.
 	HangupHandler string
+	// NATS, when its URL is set, makes a cluster: the Asterisk servers are
+	// reached through the ari-proxy beside each, over NATS, instead of
+	// URL/Username/Password (which are then empty).
+	NATS NATS
+	// Nodes are the Asterisk entity ids the cluster expects at start-up;
+	// others join as their proxies announce them.
+	Nodes []string
 }
 
 // ESL is the FreeSWITCH event socket connection.

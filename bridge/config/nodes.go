@@ -88,7 +88,7 @@ func (d *decoder) checkNode(x *Extension, o opt[string], pbxType, path string) {
 	}
 	key := path + ".node"
 	switch {
-	case !isNodeName(o.v):
+	case pbxType != TypeARI && !isNodeName(o.v):
 		d.add(o.line, key, "only letters, digits and ._- are allowed (got %q)", o.v)
 	case pbxType == TypeESL && d.nodes == nil:
 		d.add(o.line, key, "pins an extension to a node of a cluster, but pbx.esl lists no nodes")
@@ -98,8 +98,14 @@ func (d *decoder) checkNode(x *Extension, o opt[string], pbxType, path string) {
 			return
 		}
 		x.Node = o.v
+	case pbxType == TypeARI && !d.ariNATS:
+		d.add(o.line, key, "pins an extension to a node of a cluster, but pbx.ari has no nats: (an Asterisk cluster)")
 	case pbxType == TypeARI:
-		d.add(o.line, key, "pins an extension to a node of a cluster; Asterisk clusters are not supported yet")
+		if !isEntityID(o.v) {
+			d.add(o.line, key, "an Asterisk node is its entity id: letters, digits and :_- only (got %q)", o.v)
+			return
+		}
+		x.Node = o.v
 	case pbxType == TypeSim:
 		d.add(o.line, key, "pins an extension to a node of a cluster; the simulator has none")
 	}
@@ -117,4 +123,62 @@ func nodeList(nodes []ESLNode) string {
 		return "none"
 	}
 	return "has " + strings.Join(names, ", ")
+}
+
+var ariClusterKeys = []string{"url", "username", "password", "password_file"}
+
+// ariCluster decodes pbx.ari's nats and nodes: an Asterisk cluster through
+// ari-proxy. The proxies hold the ARI credentials, so url, username and
+// password are not the bridge's to give.
+func (d *decoder) ariCluster(a *ARI, f map[string]entry, ne entry, path string) {
+	d.ariNATS = true
+	for _, k := range ariClusterKeys {
+		if v, ok := f[k]; ok {
+			d.add(v.line, path+"."+k, "give %s or nats, not both (nats is at line %d): the ari-proxies connect to ARI", k, ne.line)
+		}
+	}
+	a.NATS = d.nats(ne, path+".nats")
+	if a.NATS.Credentials != "" {
+		d.add(ne.line, path+".nats.credentials", "not supported: ari-proxy v5.3.1's client connects with a URL only; use user and password")
+	}
+	if a.NATS.TLS != (NATSTLS{}) {
+		d.add(ne.line, path+".nats.tls", "not supported: ari-proxy v5.3.1's client connects with a URL only; use tls://host:port with a CA the system trusts")
+	}
+	n, ok := f["nodes"]
+	if !ok {
+		return
+	}
+	items, ok := d.list(n, path+".nodes", "[ast1, ast2]")
+	if !ok {
+		return
+	}
+	seen := map[string]int{}
+	for _, it := range items {
+		s := d.str(it, it.key)
+		switch {
+		case !s.set:
+		case !isEntityID(s.v):
+			d.add(s.line, it.key, "an Asterisk entity id: letters, digits and :_- only (got %q)", s.v)
+		case seen[s.v] > 0:
+			d.add(s.line, it.key, "%q is already listed at line %d", s.v, seen[s.v])
+		default:
+			seen[s.v] = s.line
+			a.Nodes = append(a.Nodes, s.v)
+		}
+	}
+}
+
+// isEntityID says s can be an Asterisk entity id as ari-proxy announces it
+// (asterisk.conf entityid; by default a MAC address): it names a NATS
+// subject token, so no dots, spaces or wildcards.
+func isEntityID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(":_-", r)) {
+			return false
+		}
+	}
+	return true
 }

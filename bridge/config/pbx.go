@@ -10,7 +10,8 @@ import (
 
 var (
 	pbxKeys = []string{"type", "ari", "esl", "sim"}
-	ariKeys = []string{"url", "username", "password", "password_file", "application", "context", "hangup_handler"}
+	ariKeys = []string{"url", "username", "password", "password_file", "application", "context", "hangup_handler",
+		"nats", "nodes"}
 	eslKeys = []string{"address", "password", "password_file", "context", "phone_events", "nodes"}
 	simKeys = []string{"answer_after"}
 )
@@ -68,16 +69,27 @@ func (d *decoder) ari(e entry, selected bool) ARI {
 	if a.HangupHandler == "" {
 		a.HangupHandler = "csta-bridge-hangup"
 	}
-	if selected {
-		d.require(url, e.line, path+".url", "such as http://127.0.0.1:8088/ari")
-		d.require(user, e.line, path+".username", "")
-	}
-	a.Password = d.password(f, path, e.line, selected)
-	if !selected {
-		return a
+	ne, cluster := f["nats"]
+	if cluster {
+		d.ariCluster(&a, f, ne, path)
+		if !selected {
+			return a
+		}
+	} else {
+		if selected {
+			d.require(url, e.line, path+".url", "such as http://127.0.0.1:8088/ari (or nats: for a cluster)")
+			d.require(user, e.line, path+".username", "")
+		}
+		a.Password = d.password(f, path, e.line, selected)
+		if n, ok := f["nodes"]; ok {
+			d.add(n.line, path+".nodes", "lists the Asterisk nodes of a cluster; give nats: too")
+		}
+		if !selected {
+			return a
+		}
 	}
 	d.require(app, e.line, path+".application", "the Stasis application name used in the dialplan")
-	if url.set {
+	if url.set && !cluster {
 		if msg := checkHTTPURL(url.v); msg != "" {
 			d.add(url.line, path+".url", "%s", msg)
 		}

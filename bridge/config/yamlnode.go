@@ -33,6 +33,8 @@ type decoder struct {
 	// nodes: the selected PBX's cluster nodes (name → line), nil for none.
 	nodes    map[string]int
 	nodeList []ESLNode
+	// ariCluster: pbx.ari has nats (extensions may pin Asterisk nodes).
+	ariNATS bool
 }
 
 func newDecoder(path string) *decoder {

@@ -377,7 +377,8 @@ func TestCheckConfig(t *testing.T) {
 	var out, errOut strings.Builder
 	// The shipped configs pass the same checks as start-up, adapters included.
 	for _, path := range []string{"../../configs/example.yaml", "../../configs/asterisk/csta-bridge.yaml",
-		"../../configs/freeswitch/csta-bridge.yaml", "../../configs/freeswitch/csta-bridge-cluster.yaml"} {
+		"../../configs/freeswitch/csta-bridge.yaml", "../../configs/freeswitch/csta-bridge-cluster.yaml",
+		"../../configs/asterisk/csta-bridge-cluster.yaml"} {
 		if code := run([]string{"-check-config", "-config", path}, &out, &errOut); code != 0 {
 			t.Fatalf("%s: exit %d: %s", path, code, errOut.String())
 		}

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/csta-bridge/csta-bridge/adapters/ari"
-	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/cluster"
+	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
 	"github.com/csta-bridge/csta-bridge/bridge/pbx"
@@ -20,12 +20,18 @@ func newPBX(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
 		return sim.New(sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter, NeverAnswer: cfg.PBX.Sim.NeverAnswer,
 			Logger: log}), nil
 	case config.TypeARI:
-		hh := cfg.PBX.ARI.HangupHandler
+		c := cfg.PBX.ARI
+		hh := c.HangupHandler
 		if hh == "none" {
 			hh = "-"
 		}
-		return ari.New(ari.Options{URL: cfg.PBX.ARI.URL, Username: cfg.PBX.ARI.Username, Password: cfg.PBX.ARI.Password,
-			Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, HangupHandler: hh, Logger: log})
+		if c.NATS.URL != "" {
+			return ari.NewProxyCluster(ari.ProxyOptions{
+				Options: ari.Options{Application: c.Application, Context: c.Context, HangupHandler: hh, Logger: log},
+				NATSURL: c.NATS.URL, NATSUser: c.NATS.User, NATSPassword: c.NATS.Password, Nodes: c.Nodes})
+		}
+		return ari.New(ari.Options{URL: c.URL, Username: c.Username, Password: c.Password,
+			Application: c.Application, Context: c.Context, HangupHandler: hh, Logger: log})
 	case config.TypeESL:
 		if len(cfg.PBX.ESL.Nodes) > 0 {
 			return newESLCluster(cfg.PBX.ESL, log)

@@ -8,6 +8,7 @@
 package fakeari
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -42,6 +43,9 @@ type Options struct {
 	// Apps are the dialplan's application numbers (apps.go): number →
 	// what it runs; for AppTransfer the number is a prefix.
 	Apps map[string]AppKind
+	// EntityID is the Asterisk's entity id (asterisk.conf entityid), which
+	// an ari-proxy announces it by; "" = 02:fc:00:00:00:01.
+	EntityID string
 }
 
 // Request is one recorded REST call: parameters from the query and the
@@ -153,7 +157,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{
 		opts:       o,
-		entityID:   "02:fc:00:00:00:01",
+		entityID:   cmp.Or(o.EntityID, "02:fc:00:00:00:01"),
 		startup:    time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC),
 		channels:   map[string]*Channel{},
 		bridges:    map[string]*bridge{},
@@ -333,7 +337,10 @@ func (s *Server) DropWebsocket() {
 func (s *Server) Restart() {
 	s.mu.Lock()
 	s.generation++
-	s.entityID = fmt.Sprintf("02:fc:00:00:%02x:01", s.generation)
+	if s.opts.EntityID == "" {
+		// A set entityid survives a restart; the default is the MAC's.
+		s.entityID = fmt.Sprintf("02:fc:00:00:%02x:01", s.generation)
+	}
 	s.startup = s.startup.Add(time.Hour)
 	s.channels = map[string]*Channel{}
 	s.bridges = map[string]*bridge{}
@@ -869,6 +876,25 @@ func (s *Server) route(method, path string, p, vars map[string]string) (int, any
 			"status": map[string]any{"startup_time": s.startup.Format("2006-01-02T15:04:05.000-0700"),
 				"last_reload_time": s.startup.Format("2006-01-02T15:04:05.000-0700")},
 		}
+	case parts[0] == "applications" && len(parts) == 2 && method == "GET":
+		if parts[1] != s.opts.App {
+			return 404, msg("Application not found")
+		}
+		chans, eps := []string{}, []string{}
+		for _, c := range s.channels {
+			if c.InStasis {
+				chans = append(chans, c.ID)
+			}
+		}
+		for src := range s.subs {
+			if ep, ok := strings.CutPrefix(src, "endpoint:"); ok {
+				eps = append(eps, ep)
+			}
+		}
+		slices.Sort(chans)
+		slices.Sort(eps)
+		return 200, map[string]any{"name": s.opts.App, "channel_ids": chans, "bridge_ids": []string{},
+			"endpoint_ids": eps, "device_names": []string{}}
 	case parts[0] == "applications" && len(parts) == 3 && parts[2] == "subscription":
 		if parts[1] != s.opts.App {
 			return 404, msg("Application not found")
