@@ -45,8 +45,8 @@ type eventFeed interface {
 type nativeTransport struct{ o *Options }
 
 func (t nativeTransport) client() (ari.Client, error) { return newNativeClient(t.o) }
-func (t nativeTransport) where() string                { return t.o.URL }
-func (t nativeTransport) callIDs() bool                { return true }
+func (t nativeTransport) where() string               { return t.o.URL }
+func (t nativeTransport) callIDs() bool               { return true }
 
 func (t nativeTransport) events(ctx context.Context) (eventFeed, error) {
 	ws, err := dialEvents(ctx, t.o)

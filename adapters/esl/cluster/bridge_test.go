@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/cluster"
+	"github.com/csta-bridge/csta-bridge/adapters/esl"
 	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakeesl"
 	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakefs"
 	"github.com/csta-bridge/csta-bridge/bridge"
