@@ -225,7 +225,8 @@ type proxyBus struct {
 
 	mu         sync.Mutex
 	cl         *client.Client
-	lost       chan struct{} // closed when the connection drops, then replaced
+	clStop     context.CancelFunc // closes cl
+	lost       chan struct{}      // closed when the connection drops, then replaced
 	rebuilding bool
 	ctx        context.Context
 }
@@ -338,10 +339,10 @@ func (b *proxyBus) build(ctx context.Context) error {
 	b.mu.Unlock()
 	backoff := b.o.MinBackoff
 	for {
-		cl, err := b.newClient(ctx)
+		cl, stop, err := b.newClient()
 		if err == nil {
 			b.mu.Lock()
-			b.cl = cl
+			b.cl, b.clStop = cl, stop
 			b.mu.Unlock()
 			return nil
 		}
@@ -357,12 +358,26 @@ func (b *proxyBus) build(ctx context.Context) error {
 	}
 }
 
-func (b *proxyBus) newClient(ctx context.Context) (*client.Client, error) {
+// The ari-proxy client closes itself when its context ends, after a grace
+// period. The adapter ends it that way only, at once: the library's Close
+// cancels that context and then writes, unlocked, a flag its watcher reads,
+// so calling Close beside the watcher is a data race. Set before any
+// client exists.
+func init() { client.ClosureGracePeriod = 0 }
+
+// newClient makes an ari-proxy client; stop closes it.
+func (b *proxyBus) newClient() (*client.Client, context.CancelFunc, error) {
 	newProxyClientMu.Lock()
 	defer newProxyClientMu.Unlock()
 	client.DefaultRequestTimeout = b.o.RequestTimeout
-	return client.New(ctx, client.WithURI(b.clientURL()), client.WithApplication(b.o.Application),
+	ctx, cancel := context.WithCancel(context.Background())
+	cl, err := client.New(ctx, client.WithURI(b.clientURL()), client.WithApplication(b.o.Application),
 		client.WithPrefix(b.o.Prefix))
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return cl, cancel, nil
 }
 
 // get is the ari-proxy client; build has made it before any node runs.
@@ -389,18 +404,23 @@ func (b *proxyBus) check(err error) {
 	b.mu.Unlock()
 	b.log.Warn("the ari-proxy client's NATS connection is closed; making a new one")
 	go func() {
-		cl, err := b.newClient(ctx)
+		cl, stop, err := b.newClient()
 		b.mu.Lock()
-		defer b.mu.Unlock()
 		b.rebuilding = false
-		if err != nil {
+		if err != nil || ctx.Err() != nil {
+			b.mu.Unlock()
+			if err == nil {
+				stop()
+				return
+			}
 			b.log.Warn("cannot restart the ari-proxy client; trying again at the next health check", "err", errText(err))
 			return
 		}
-		old := b.cl
-		b.cl = cl
-		if old != nil {
-			old.Close()
+		oldStop := b.clStop
+		b.cl, b.clStop = cl, stop
+		b.mu.Unlock()
+		if oldStop != nil {
+			oldStop()
 		}
 	}()
 }
@@ -432,11 +452,11 @@ func (b *proxyBus) call(ctx context.Context, fn func() error) error {
 
 func (b *proxyBus) close() {
 	b.mu.Lock()
-	cl := b.cl
-	b.cl = nil
+	stop := b.clStop
+	b.cl, b.clStop = nil, nil
 	b.mu.Unlock()
-	if cl != nil {
-		cl.Close()
+	if stop != nil {
+		stop()
 	}
 	if b.nc != nil {
 		b.nc.Close()

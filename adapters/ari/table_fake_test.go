@@ -64,6 +64,10 @@ type fakeAsteriskRig struct {
 	b    *pbxtest.Bridge
 	exts [3]string
 
+	// proxied: an ari-proxy holds the application's websocket, so a
+	// stopped bridge leaves the application registered.
+	proxied bool
+
 	mu     sync.Mutex
 	ignore map[string]bool // endpoint → rings despite auto-answer headers
 	held   map[string]bool // channel id → the phone holds it
@@ -84,7 +88,9 @@ func (r *fakeAsteriskRig) Application(kind string) string {
 	}
 	return ""
 }
-func (r *fakeAsteriskRig) Has(pbxtest.Quirk) bool { return false }
+func (r *fakeAsteriskRig) Has(q pbxtest.Quirk) bool {
+	return r.proxied && q == pbxtest.QuirkStasisWhileAway
+}
 func (r *fakeAsteriskRig) Phone(x pbxtest.Role) pbxtest.Phone {
 	return fakePhone{r, "PJSIP/" + r.exts[x]}
 }
@@ -216,7 +222,7 @@ func (p fakePhone) channel(ctx context.Context, want ...pbxtest.Showing) (fakear
 func (p fakePhone) Dial(ctx context.Context, number string) error {
 	// A stopped bridge's websocket may still be closing: the snippet's
 	// fallback (a plain call) applies once Asterisk has noticed.
-	for p.r.b.App == nil {
+	for p.r.b.App == nil && !p.r.proxied {
 		changed := p.r.f.Changed()
 		if !p.r.f.Connected() {
 			break

@@ -106,7 +106,7 @@ func restartAfterConnect(delays ...time.Duration) []Scenario {
 			Steps: []Step{
 				BridgeStops(),
 				Dial(B, A),
-				Shows(A, Ringing),
+				Unless(QuirkStasisWhileAway, Shows(A, Ringing)),
 				BridgeStarts(),
 				URLs(A, "incoming:a1"),
 				URLs(B, "offhook", "outgoing:b1"),

@@ -106,6 +106,11 @@ const (
 	// or did not answer to voicemail, which answers the caller
 	// (FreeSWITCH's vanilla Local_Extension).
 	QuirkVoicemailOnReject Quirk = "refused calls go to voicemail"
+	// QuirkStasisWhileAway: the bridge's Stasis application stays
+	// registered while the bridge is away (an ari-proxy holds it), so a
+	// call routed meanwhile waits in Stasis, the phone not ringing, until
+	// the returning bridge routes it.
+	QuirkStasisWhileAway Quirk = "calls wait in Stasis while the bridge is away"
 )
 
 // Rig is one PBX with the bridge running on it.
