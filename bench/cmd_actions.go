@@ -163,7 +163,7 @@ func cmdActions(ctx context.Context, c *common, args []string) (int, error) {
 				}
 			}
 		}()
-		em := emit(ctx, e.pbx, ph.exts, *rate, ph.cycles, callBase, tr)
+		em := emit(ctx, func(string) *benchPBX { return e.pbx }, ph.exts, *rate, ph.cycles, callBase, tr)
 		wg.Wait()
 		close(stopSampling)
 		<-sampled
@@ -249,9 +249,10 @@ var callEvents = []pbx.EventKind{pbx.EventOffered, pbx.EventConnected, pbx.Event
 
 // emit plays cycles calls on every extension, round-robin over the
 // extensions at rate events/s (open loop: the timetable does not wait for
-// the core). callBase numbers the calls already played per extension. tr,
-// when set, learns each event's hand-over time.
-func emit(ctx context.Context, p *benchPBX, exts []string, rate float64, cycles, callBase int, tr *tracker) emitResult {
+// the core). via names the simulator whose adapter delivers an extension's
+// events (a cluster's node). callBase numbers the calls already played per
+// extension. tr, when set, learns each event's hand-over time.
+func emit(ctx context.Context, via func(ext string) *benchPBX, exts []string, rate float64, cycles, callBase int, tr *tracker) emitResult {
 	n := cycles * len(callEvents) * len(exts)
 	interval := time.Duration(float64(time.Second) / rate)
 	t0 := time.Now()
@@ -275,14 +276,19 @@ func emit(ctx context.Context, p *benchPBX, exts []string, rate float64, cycles,
 		step, call := round%len(callEvents), callBase+round/len(callEvents)+1
 		ext := exts[x]
 		ev := pbx.Event{Kind: callEvents[step], Call: pbx.CallRef{Ext: ext, ID: fmt.Sprintf("ev-%d", call)}}
-		if ev.Kind == pbx.EventOffered {
+		switch ev.Kind {
+		case pbx.EventOffered:
 			ev.Remote = pbx.Party{Number: fmt.Sprintf("+4930%d", call), Name: "Caller"}
 			ev.SIPCallID = fmt.Sprintf("ev-%s-%d@bench.test", ext, call)
+		case pbx.EventHeld, pbx.EventRetrieved:
+			// The phone's own hold: the core does not apply a report of
+			// the bridge's (893cb21), which would send no action URL.
+			ev.ByPhone = true
 		}
 		if tr != nil {
 			tr.stamp(i)
 		}
-		if err := p.inject(ctx, ev); err != nil {
+		if err := via(ext).inject(ctx, ev); err != nil {
 			res.err = err
 			return res
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/csta-bridge/csta-bridge/adapters/cluster"
 	"github.com/csta-bridge/csta-bridge/adapters/sim"
 	"github.com/csta-bridge/csta-bridge/bridge"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
@@ -39,14 +41,41 @@ type envOptions struct {
 	// Display is appended to every display name; changing it makes a reload
 	// touch every extension.
 	Display string
+	// Nodes > 0 runs that many simulators as the nodes of one cluster
+	// (adapters/cluster) instead of one simulator; extension i is pinned
+	// to node i mod Nodes (nodeOf), except the Unpinned percent, which
+	// every node may serve.
+	Nodes    int
+	Unpinned int
 }
+
+// nodeOf is the node extension number i is pinned to (and whose
+// simulator rings it, pinned or not).
+func (o envOptions) nodeOf(i int) int { return i % o.Nodes }
+
+// pinned says whether extension number i carries a node: pin: the first
+// Unpinned of every hundred do not.
+func (o envOptions) pinned(i int) bool { return i%100 >= o.Unpinned }
+
+func nodeName(k int) string { return "sim" + strconv.Itoa(k+1) }
 
 // writeConfig writes the bridge configuration for o: the simulator, both
 // listeners on 127.0.0.1:0, no authentication (the bench measures the
 // request path, not digest), and every action URL pointing at the sink.
 func writeConfig(o envOptions) (string, error) {
 	var b strings.Builder
-	b.WriteString("pbx: {type: sim, sim: {answer_after: 0s}}\n")
+	if o.Nodes > 0 {
+		// The configuration of a FreeSWITCH cluster, so that the nodes and
+		// the extensions' pins are read and checked as in production;
+		// startEnvAt puts a simulator behind each node name. The addresses
+		// are never dialled.
+		b.WriteString("pbx:\n  type: esl\n  esl:\n    password: bench\n    nodes:\n")
+		for k := 0; k < o.Nodes; k++ {
+			fmt.Fprintf(&b, "      - {name: %s, address: \"127.0.0.1:%d\"}\n", nodeName(k), 18021+k)
+		}
+	} else {
+		b.WriteString("pbx: {type: sim, sim: {answer_after: 0s}}\n")
+	}
 	b.WriteString("http: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\n")
 	b.WriteString("state_file: state.json\n")
 	b.WriteString("defaults:\n  domain: bench.test\n  action_url: {timeout: 2s, retries: 0}\n")
@@ -57,17 +86,29 @@ func writeConfig(o envOptions) (string, error) {
 		}
 	}
 	b.WriteString("extensions:\n")
-	for _, name := range o.Exts {
-		fmt.Fprintf(&b, "  %q: {display_name: \"Bench %s%s\"}\n", name, name, o.Display)
+	for i, name := range o.Exts {
+		pin := ""
+		if o.Nodes > 0 {
+			pin = ", endpoint: user/" + name // pbx.type esl asks for it; the simulators ignore it
+			if o.pinned(i) {
+				pin += ", node: " + nodeName(o.nodeOf(i))
+			}
+		}
+		fmt.Fprintf(&b, "  %q: {display_name: \"Bench %s%s\"%s}\n", name, name, o.Display, pin)
 	}
 	path := filepath.Join(o.Dir, "config.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-// env is a running in-process bridge on the simulator.
+// env is a running in-process bridge on the simulator, or on a cluster of
+// simulators.
 type env struct {
-	app     *bridge.App
-	pbx     *benchPBX
+	app *bridge.App
+	pbx *benchPBX // the simulator; a cluster's first node
+	// nodes are a cluster's simulators in node order; the one simulator
+	// otherwise.
+	nodes   []*benchPBX
+	cluster *cluster.Cluster // nil on one simulator
 	cfgPath string
 	base    string // http://shared-listener
 	admin   string // http://admin-listener
@@ -75,28 +116,62 @@ type env struct {
 	StartUp time.Duration
 }
 
-// startEnv starts a bridge on p (a new simulator when nil) and waits until
-// it reports ready.
-func startEnv(ctx context.Context, o envOptions, p *benchPBX) (*env, error) {
+// startEnv starts a bridge on nodes (new simulators when nil) and waits
+// until it reports ready.
+func startEnv(ctx context.Context, o envOptions, nodes []*benchPBX) (*env, error) {
 	path, err := writeConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	return startEnvAt(ctx, path, o.Logger, p)
+	return startEnvAt(ctx, path, o.Logger, nodes)
 }
 
-func startEnvAt(ctx context.Context, path string, log *slog.Logger, p *benchPBX) (*env, error) {
+// startEnvAt starts a bridge on the configuration at path. A pbx.esl.nodes
+// configuration runs a new cluster adapter over one simulator per node, as
+// a restarted bridge builds its adapters anew while the PBXs (here:
+// nodes, when given) keep their calls.
+func startEnvAt(ctx context.Context, path string, log *slog.Logger, nodes []*benchPBX) (*env, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var cl *cluster.Cluster
 	t0 := time.Now()
 	app, err := bridge.New(bridge.Options{ConfigPath: path, Logger: log,
 		NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
-			if p == nil {
-				p = newBenchPBX(sim.New(sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter,
-					NeverAnswer: cfg.PBX.Sim.NeverAnswer, Logger: log}))
+			names, clustered := []string{""}, false
+			if cfg.PBX.Type == config.TypeESL && len(cfg.PBX.ESL.Nodes) > 0 {
+				clustered, names = true, nil
+				for _, n := range cfg.PBX.ESL.Nodes {
+					names = append(names, n.Name)
+				}
+			} else if cfg.PBX.Type != config.TypeSim {
+				return nil, fmt.Errorf("bench: pbx type %s without nodes", cfg.PBX.Type)
 			}
-			return p, nil
+			if nodes == nil {
+				so := sim.Options{AnswerAfter: cfg.PBX.Sim.AnswerAfter, NeverAnswer: cfg.PBX.Sim.NeverAnswer, Logger: log}
+				if clustered {
+					so.AnswerAfter, so.NeverAnswer = 0, false // what writeConfig gives the one simulator
+				}
+				for _, name := range names {
+					if clustered {
+						so.Logger = log.With("node", name)
+					}
+					nodes = append(nodes, newBenchPBX(sim.New(so)))
+				}
+			}
+			if len(nodes) != len(names) {
+				return nil, fmt.Errorf("bench: %d simulators for %d nodes", len(nodes), len(names))
+			}
+			if !clustered {
+				return nodes[0], nil
+			}
+			members := make([]cluster.Node, len(names))
+			for k, name := range names {
+				members[k] = cluster.Node{Name: name, PBX: nodes[k]}
+			}
+			var err error
+			cl, err = cluster.New(cluster.Options{Nodes: members, Server: "simulator", Logger: log})
+			return cl, err
 		}})
 	if err != nil {
 		return nil, err
@@ -104,7 +179,8 @@ func startEnvAt(ctx context.Context, path string, log *slog.Logger, p *benchPBX)
 	if err := app.Start(ctx); err != nil {
 		return nil, err
 	}
-	e := &env{app: app, pbx: p, cfgPath: path, base: "http://" + app.SharedAddr(), admin: "http://" + app.AdminAddr()}
+	e := &env{app: app, pbx: nodes[0], nodes: nodes, cluster: cl, cfgPath: path,
+		base: "http://" + app.SharedAddr(), admin: "http://" + app.AdminAddr()}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	deadline := time.NewTimer(10 * time.Second)
@@ -233,7 +309,7 @@ func metric(text, name string, match ...string) float64 {
 // page shows it too, but walks every phone on the switchboard goroutine:
 // sampling it would slow the very /csta requests a phase measures.)
 func (e *env) queued(ctx context.Context) (int, error) {
-	text, err := e.adminGet(ctx, "/metrics")
+	text, err := e.adminGet(ctx, "/metrics?name[]=csta_bridge_action_url_queue_length")
 	if err != nil {
 		return 0, err
 	}
@@ -243,6 +319,27 @@ func (e *env) queued(ctx context.Context) (int, error) {
 	return int(metric(text, "csta_bridge_action_url_queue_length")), nil
 }
 
+// pending reads the action URL queue length from the status API's header
+// (the gauge's source). Unlike /metrics, which gathers several series per
+// extension (hundreds of milliseconds of CPU at 100,000 extensions), it
+// costs the same at any size: one page of one phone.
+func (e *env) pending(ctx context.Context) (int, error) {
+	body, err := e.adminGet(ctx, "/api/phones?n=1")
+	if err != nil {
+		return 0, err
+	}
+	var v struct {
+		Queued *int `json:"action_urls_queued"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		return 0, fmt.Errorf("/api/phones: %w", err)
+	}
+	if v.Queued == nil {
+		return 0, errors.New("/api/phones: no action_urls_queued")
+	}
+	return *v.Queued, nil
+}
+
 // waitQueueEmpty polls until no action URL is queued.
 func (e *env) waitQueueEmpty(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
@@ -250,7 +347,7 @@ func (e *env) waitQueueEmpty(ctx context.Context, limit time.Duration) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		n, err := e.queued(ctx)
+		n, err := e.pending(ctx)
 		if err == nil && n == 0 {
 			return nil
 		}

@@ -3,7 +3,8 @@
 //
 //	go run ./bench csta     # /csta throughput and latency vs a bare net/http server
 //	go run ./bench actions  # action URL latency, loss and order; /csta with the sink slow or down
-//	go run ./bench scale    # 10,000 extensions, 2,000 live calls: memory, start-up, reload
+//	go run ./bench scale    # 10,000 extensions, 2,000 live calls: memory, start-up, reload, event → action URL
+//	go run ./bench scale -nodes 10 -exts 100000 -calls 10000  # the same on a cluster of 10 simulators
 //	go run ./bench soak     # mixed load for a while; goroutines and heap must not grow
 //	go run ./bench stress -pbx ari|esl  # N phones × M calls in parallel on a real Asterisk/FreeSWITCH
 //
@@ -45,7 +46,7 @@ type command struct {
 var commands = []command{
 	{"csta", "/csta throughput and p50/p99/p999 latency, side by side with a bare net/http server (goal 1)", cmdCSTA},
 	{"actions", "action URLs: event-to-GET latency, loss, order; /csta while the sink is slow or down (goal 2)", cmdActions},
-	{"scale", "10,000 extensions and 2,000 live calls: RSS, start-up, reload (goal 3)", cmdScale},
+	{"scale", "10,000 extensions and 2,000 live calls: RSS, start-up, reload, event → action URL (goal 3); -nodes N: a cluster of N simulators", cmdScale},
 	{"soak", "mixed load for -duration; fails when goroutines or heap grew (goal 4)", cmdSoak},
 	{"stress", "a real Asterisk or FreeSWITCH: N test phones × M calls in parallel, every reply and action URL checked", cmdStress},
 }
