@@ -19,8 +19,12 @@
 // not know, and drops events past 100 buffered); every REST call runs with
 // a deadline (the library's HTTP client has none); Run never blocks on an
 // unreachable Asterisk and reconnects with capped, jittered backoff followed
-// by a full resync. REST calls go through the ari.Client interface, so an
-// ari-proxy client could replace the native one; its events would then be
-// fed to the same decoder as JSON (every ari event marshals to the wire
-// format).
+// by a full resync.
+//
+// How the adapter reaches Asterisk is its transport (transport.go): ARI
+// itself, or, for a cluster, the ari-proxy beside each Asterisk over NATS
+// (proxy.go, proxycluster.go): ProxyCluster runs one adapter per Asterisk
+// its proxy announces, behind adapters/cluster. REST calls go through the
+// ari.Client interface either way, and events reach the same decoder as
+// JSON frames.
 package ari

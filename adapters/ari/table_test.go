@@ -46,6 +46,9 @@ func TestTableRealAsterisk(t *testing.T) {
 		Leftovers: func(ctx context.Context) (string, error) { return rest.leftovers(ctx, env.exts[:]...) },
 		Clear:     func(ctx context.Context) error { return rest.clear(ctx, env.exts[:]...) },
 	}
+	if env.nats != "" {
+		rig.Quirks = append(rig.Quirks, pbxtest.QuirkStasisWhileAway)
+	}
 	pbxtest.RunTable(t, rig, pbxtest.Scenarios)
 }
 
@@ -53,6 +56,9 @@ func TestTableRealAsterisk(t *testing.T) {
 // test phone registered for each extension; tune, if not nil, adjusts the
 // adapter's options.
 func startRealBridge(t *testing.T, env realAsterisk, tune func(*Options)) (*pbxtest.Bridge, [3]*testphone.Phone, *ariREST) {
+	if env.nats != "" {
+		return startRealProxyBridge(t, env, tune)
+	}
 	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
 		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
 			PBX: fmt.Sprintf("  type: ari\n  ari: {url: %q, username: %q, password: %q, application: %q, context: %q}\n",
@@ -66,6 +72,27 @@ func startRealBridge(t *testing.T, env realAsterisk, tune func(*Options)) (*pbxt
 					tune(&o)
 				}
 				return New(o)
+			},
+		}})
+	return b, phones, &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
+}
+
+// startRealProxyBridge is startRealBridge through the ari-proxy that relays
+// the real Asterisk on the NATS CSTA_TEST_ARI_NATS names (a cluster of
+// one: pbx.ari.nats).
+func startRealProxyBridge(t *testing.T, env realAsterisk, tune func(*Options)) (*pbxtest.Bridge, [3]*testphone.Phone, *ariREST) {
+	b, phones := pbxtest.StartReal(t, pbxtest.RealSetup{Exts: env.exts, Registrar: env.sip, Password: env.sipPass,
+		EndpointPrefix: "PJSIP/", Bridge: pbxtest.BridgeSetup{
+			PBX: fmt.Sprintf("  type: ari\n  ari: {nats: {url: %q}, application: %q, context: %q}\n",
+				env.nats, env.app, env.context),
+			Domain: "127.0.0.1",
+			NewPBX: func(cfg *config.Config, log *slog.Logger) (pbx.PBX, error) {
+				o := Options{Application: cfg.PBX.ARI.Application, Context: cfg.PBX.ARI.Context, Logger: log,
+					AnswerTimeout: 2 * time.Second}
+				if tune != nil {
+					tune(&o)
+				}
+				return NewProxyCluster(ProxyOptions{Options: o, NATSURL: cfg.PBX.ARI.NATS.URL})
 			},
 		}})
 	return b, phones, &ariREST{root: env.url, user: env.user, pass: env.pass, http: &http.Client{Timeout: 5 * time.Second}}
@@ -88,7 +115,11 @@ func realAsteriskApps() map[string]string {
 // realAsterisk is the integration tests' view of the environment.
 type realAsterisk struct {
 	url, user, pass, app, context, sip, sipPass string
-	exts                                        [3]string
+	// nats, when set, is where an ari-proxy relays this Asterisk: the
+	// bridge reaches it through the proxy (url still serves the rig's
+	// own checks).
+	nats string
+	exts [3]string
 }
 
 func realAsteriskEnv(t *testing.T) realAsterisk {
@@ -96,7 +127,8 @@ func realAsteriskEnv(t *testing.T) realAsterisk {
 	e := realAsterisk{url: os.Getenv("CSTA_TEST_ARI_URL"), user: os.Getenv("CSTA_TEST_ARI_USER"),
 		pass: os.Getenv("CSTA_TEST_ARI_PASS"), app: os.Getenv("CSTA_TEST_ARI_APP"),
 		context: os.Getenv("CSTA_TEST_ARI_CONTEXT"), sip: os.Getenv("CSTA_TEST_ARI_SIP"),
-		sipPass: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), exts: pbxtest.EnvExtensions(t, "CSTA_TEST_ARI_EXTENSIONS")}
+		sipPass: os.Getenv("CSTA_TEST_ARI_SIP_PASS"), exts: pbxtest.EnvExtensions(t, "CSTA_TEST_ARI_EXTENSIONS"),
+		nats: os.Getenv("CSTA_TEST_ARI_NATS")}
 	if e.url == "" {
 		t.Skip("CSTA_TEST_ARI_URL not set: no Asterisk to test against")
 	}
