@@ -23,6 +23,9 @@ type Adapter struct {
 	jobs  *jobTable
 	out   *outQueue
 	confs confTable // conferences the bridge made (conference.go)
+	// relist asks the session to read the registrations again: a reload
+	// mapped extensions whose devices were not known (registrations.go).
+	relist chan struct{}
 
 	running atomic.Bool
 	sess    atomic.Pointer[session]
@@ -45,11 +48,12 @@ func New(opts Options) (*Adapter, error) {
 	out := newOutQueue()
 	log := opts.Logger.With("pbx", "esl")
 	return &Adapter{
-		opts:  opts,
-		log:   log,
-		state: newCallState(log, out),
-		jobs:  newJobTable(),
-		out:   out,
+		opts:   opts,
+		log:    log,
+		state:  newCallState(log, out),
+		jobs:   newJobTable(),
+		out:    out,
+		relist: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -72,6 +76,10 @@ func (a *Adapter) SetExtensions(exts []pbx.Extension) {
 		clean = append(clean, x)
 	}
 	a.state.setExtensions(clean)
+	select {
+	case a.relist <- struct{}{}:
+	default:
+	}
 }
 
 // Run connects to FreeSWITCH and delivers events until ctx is done.
@@ -216,18 +224,30 @@ func (a *Adapter) serve(s *session) (bool, error) {
 	go func() { defer a.wg.Done(); s.rx.run(s.ctx, ordered) }()
 	go func() { defer a.wg.Done(); a.watchdog(s) }()
 
+	// A reload before this point is covered by the listing below.
+	select {
+	case <-a.relist:
+	default:
+	}
 	dumps, err := a.channels(s)
 	if err != nil {
 		s.fail(fmt.Errorf("resync: %w", err))
 		return false, context.Cause(s.ctx)
 	}
+	regs, err := a.registeredUsers(s)
+	if err != nil {
+		s.fail(fmt.Errorf("resync: registrations: %w", err))
+		return false, context.Cause(s.ctx)
+	}
 	// Events that arrived during the listing wait in the reorderer and are
 	// applied on top of the snapshot; the state machine ignores repeats.
-	// The core hears of the calls (EventSync) before it hears that the
-	// link is up: it reports itself ready on the link, and a request sent
-	// the moment it is ready must find the calls taken over (issue 19: a
-	// HoldCall right after a restart got "no call" when the core took the
-	// request between the link and the sync).
+	// The core hears of the devices and the calls (EventDevice, EventSync)
+	// before it hears that the link is up: it reports itself ready on the
+	// link, and a request sent the moment it is ready must find the calls
+	// taken over (issue 19: a HoldCall right after a restart got "no call"
+	// when the core took the request between the link and the sync), and a
+	// cluster must know which node a MakeCall's device is on (issue 14).
+	a.state.syncDevices(regs)
 	a.state.applySync(dumps)
 	a.sess.Store(s)
 	defer a.sess.Store(nil)
@@ -235,15 +255,19 @@ func (a *Adapter) serve(s *session) (bool, error) {
 	a.out.push(pbx.Event{Kind: pbx.EventLink, Up: true})
 	a.hangUpDoomed(s)
 
-	// The recheck lists the channels again in the background, so events
-	// keep flowing meanwhile; its result is applied here, in line with them.
+	// The recheck lists the channels and registrations again in the
+	// background, so events keep flowing meanwhile; its result is applied
+	// here, in line with them. A reload's registration listing likewise.
 	recheck, stopRecheck := a.opts.newTimer(a.opts.RecheckDelay)
 	defer stopRecheck()
 	type listing struct {
 		dumps []chEvent
 		err   error
+		regs  map[string]bool
 	}
 	var late chan listing
+	var relisted <-chan map[string]bool
+	again := false
 	for {
 		select {
 		case ev := <-ordered:
@@ -256,7 +280,12 @@ func (a *Adapter) serve(s *session) (bool, error) {
 			go func() {
 				defer a.wg.Done()
 				d, err := a.lateChannels(s)
-				late <- listing{d, err}
+				var regs map[string]bool
+				if err == nil || isReply(err) {
+					// An error here is a lost link, which ends the session.
+					regs, _ = a.registeredUsers(s)
+				}
+				late <- listing{d, err, regs}
 			}()
 		case r := <-late:
 			late = nil
@@ -264,18 +293,49 @@ func (a *Adapter) serve(s *session) (bool, error) {
 			case s.ctx.Err() != nil:
 			case r.err != nil:
 				// A lost link ends the session anyway; an error answer only
-				// costs the recheck.
+				// costs the recheck of the channels.
 				a.log.Warn("cannot recheck FreeSWITCH's channels", "err", r.err)
+				a.state.lateDevices(r.regs)
 			default:
+				a.state.lateDevices(r.regs)
 				if n := a.state.applyLate(r.dumps); n > 0 {
 					a.log.Info("channels found only by the recheck after connecting", "connections", n)
 				}
 				a.hangUpDoomed(s)
 			}
+		case <-a.relist:
+			if relisted != nil {
+				// The one under way may have been read before this
+				// reload's extensions took their events.
+				again = true
+				continue
+			}
+			relisted = a.listRegistrations(s)
+		case regs := <-relisted:
+			relisted = nil
+			if s.ctx.Err() == nil {
+				a.state.lateDevices(regs)
+			}
+			if again {
+				again = false
+				relisted = a.listRegistrations(s)
+			}
 		case <-s.ctx.Done():
 			return true, context.Cause(s.ctx)
 		}
 	}
+}
+
+// listRegistrations reads the registrations in the background.
+func (a *Adapter) listRegistrations(s *session) <-chan map[string]bool {
+	ch := make(chan map[string]bool, 1)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		regs, _ := a.registeredUsers(s) // an error is a lost link, which ends the session
+		ch <- regs
+	}()
+	return ch
 }
 
 // hangUpDoomed sends the hang-ups the state machine asked for (doomed

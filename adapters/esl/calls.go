@@ -118,6 +118,7 @@ type callState struct {
 	gone    map[string]time.Time     // channels whose end was handled; late events are ignored
 	waiters map[string][]*waiter
 	devices map[string]bool // extension → registered, as last reported
+	regSeen map[string]bool // extensions an event of this session reported (registrations.go)
 
 	// doomed are channels the adapter must hang up whenever it sees them:
 	// auto-answer calls of an answer swap that did not complete. They
@@ -141,7 +142,7 @@ func newCallState(log *slog.Logger, out *outQueue) *callState {
 		exts: map[string]pbx.Extension{}, users: map[string]string{},
 		legs: map[string]*leg{}, refs: map[pbx.CallRef]string{}, expect: map[string]*leg{},
 		gone: map[string]time.Time{}, waiters: map[string][]*waiter{}, devices: map[string]bool{},
-		doomed: map[string]*doom{},
+		regSeen: map[string]bool{}, doomed: map[string]*doom{},
 	}
 }
 
@@ -162,6 +163,14 @@ func (s *callState) setExtensions(exts []pbx.Extension) {
 	for _, x := range exts {
 		s.exts[x.Name] = x
 		s.users[deviceUser(x)] = x.Name
+	}
+	// What was reported of an extension no longer mapped would hide its
+	// state if it is mapped again.
+	for name := range s.devices {
+		if _, ok := s.exts[name]; !ok {
+			delete(s.devices, name)
+			delete(s.regSeen, name)
+		}
 	}
 }
 
@@ -439,6 +448,7 @@ func (s *callState) device(user string, registered bool) {
 	if !ok {
 		return
 	}
+	s.regSeen[ext] = true
 	if was, known := s.devices[ext]; known && was == registered {
 		return
 	}

@@ -15,9 +15,10 @@
 //     notice one that silently stops answering, and never reconnects. A
 //     watchdog probes both connections with `api status`; on any failure the
 //     session is torn down and rebuilt with capped exponential backoff, and
-//     the state is resynced from `show channels as json` (EventSync), and
-//     checked once more a moment later for channels the first listing did
-//     not have yet (sync.go).
+//     the state is resynced from `show channels as json` (EventSync) and
+//     `show registrations as json` (EventDevice, registrations.go), and
+//     checked once more a moment later for channels and registrations the
+//     first listing did not have yet (sync.go).
 //   - A command whose reply did not arrive in time leaves the reply queued
 //     for the next command. Any command that times out therefore ends the
 //     session instead of letting replies get out of step.

@@ -51,15 +51,18 @@ func FuzzDecodeEvent(f *testing.F) {
 	})
 }
 
-// FuzzParseChannels checks the decoding of `show channels as json` and
-// `uuid_dump <uuid> json` replies.
+// FuzzParseChannels checks the decoding of `show channels as json`,
+// `uuid_dump <uuid> json`, `show registrations as json` and `strepoch`
+// replies.
 func FuzzParseChannels(f *testing.F) {
-	c, err := fakeesl.LoadCapture("testdata/h_show_channels.filtered.rx.raw")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, r := range c.APIResponses() {
-		f.Add(r)
+	for _, name := range []string{"h_show_channels", "l_registrations"} {
+		c, err := fakeesl.LoadCapture("testdata/" + name + ".filtered.rx.raw")
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, r := range c.APIResponses() {
+			f.Add(r)
+		}
 	}
 	f.Add(`{"row_count": 0}`)
 	f.Fuzz(func(t *testing.T, body string) {
@@ -73,6 +76,12 @@ func FuzzParseChannels(f *testing.F) {
 		}
 		if ev, err := parseDump(body); err == nil && ev.UUID == "" {
 			t.Fatal("dump without uuid accepted")
+		}
+		if regs, err := parseShowRegistrations(body); err != nil && regs != nil {
+			t.Fatal("registrations returned with an error")
+		}
+		if n, err := parseEpoch(body); err == nil && n <= 0 {
+			t.Fatalf("clock %d accepted", n)
 		}
 	})
 }

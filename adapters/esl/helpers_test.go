@@ -85,6 +85,13 @@ func start(t *testing.T, mod func(*Options, *fakeesl.Server)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, srv, mod)
+}
+
+// startOn runs an adapter against a fake event socket (a fake
+// FreeSWITCH's), as start does.
+func startOn(t *testing.T, srv *fakeesl.Server, mod func(*Options, *fakeesl.Server)) *harness {
+	t.Helper()
 	opts := testOptions(srv.Addr())
 	tw := &testWriter{t: t, ok: true}
 	opts.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -15,7 +15,6 @@ import (
 
 	"github.com/csta-bridge/csta-bridge/adapters/cluster"
 	"github.com/csta-bridge/csta-bridge/adapters/esl"
-	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakeesl"
 	"github.com/csta-bridge/csta-bridge/adapters/esl/internal/fakefs"
 	"github.com/csta-bridge/csta-bridge/bridge"
 	"github.com/csta-bridge/csta-bridge/bridge/config"
@@ -29,8 +28,15 @@ const wait = 15 * time.Second
 // vanilla echo test number.
 func newFake(t *testing.T, users ...string) *fakefs.FS {
 	t.Helper()
-	f, err := fakefs.New(fakefs.Options{Captures: "../testdata", Users: users,
-		Apps: map[string]string{"9196": fakefs.AppEcho}})
+	return newFakeWith(t, fakefs.Options{Users: users})
+}
+
+// newFakeWith starts a fake FreeSWITCH with the vanilla echo test number.
+func newFakeWith(t *testing.T, o fakefs.Options) *fakefs.FS {
+	t.Helper()
+	o.Captures = "../testdata"
+	o.Apps = map[string]string{"9196": fakefs.AppEcho}
+	f, err := fakefs.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,27 +109,18 @@ func nodeMetric(t *testing.T, app *bridge.App, name, node string) string {
 	return "absent"
 }
 
-// register is the sofia::register event of a phone registering.
-func register(f *fakefs.FS, user string) fakeesl.Event {
-	var e fakeesl.Event
-	e.Set("Event-Name", "CUSTOM")
-	e.Set("Event-Subclass", "sofia::register")
-	e.Set("from-user", user)
-	e.Set("Event-Sequence", strconv.FormatUint(f.Server().NextSeq(), 10))
-	return e
-}
-
 // TestClusterThroughTheBridge runs the whole bridge on three fake
 // FreeSWITCH nodes: calls on every node, commands on the node of each
 // call, MakeCall on the extension's node (pinned, learned from a
-// registration, or found by trying), then one node lost and back: only
+// registration, or found by trying: a phone that does not register, at
+// a fixed address in one node's directory), then one node lost and back: only
 // its extensions' calls are affected (the one that ended meanwhile is
 // cleared, the live one taken over with its csta_id), the others' calls
 // and CSTA go on, /-/ready and /metrics name the node.
 func TestClusterThroughTheBridge(t *testing.T) {
-	fs1 := newFake(t, "1001", "1002", "1009")
+	fs1 := newFake(t, "1001", "1009")
 	fs2 := newFake(t, "1003", "1008")
-	fs3 := newFake(t, "1004")
+	fs3 := newFakeWith(t, fakefs.Options{Static: []string{"1004"}})
 	app, sink := startBridge(t, `    nodes:
       - {name: fs1, address: "`+fs1.Addr()+`"}
       - {name: fs2, address: "`+fs2.Addr()+`"}
@@ -142,7 +139,10 @@ func TestClusterThroughTheBridge(t *testing.T) {
 	defer cancel()
 
 	// 1002's phone registers on fs1: fs1 serves it now.
-	fs1.Server().Emit(register(fs1, "1002"))
+	if v := nodeMetric(t, app, "extensions", "fs1"); v != "1" {
+		t.Errorf("fs1 serves %s extensions before 1002 registered, want 1 (1001)", v)
+	}
+	fs1.Register("1002")
 	until(t, "1002 counted on fs1", func() bool { return nodeMetric(t, app, "extensions", "fs1") == "2" })
 
 	// Calls on every node.
@@ -180,7 +180,8 @@ func TestClusterThroughTheBridge(t *testing.T) {
 	cli.OK("1003", "HoldCall", pbxtest.ConnID("callToBeHeld", c1))
 	sink.Expect(t, "1003", fmt.Sprintf("hold:%d", c1))
 
-	// 1004 is nowhere known: fs1 and fs2 do not have its device, fs3 does.
+	// 1004 is nowhere registered: fs1 and fs2 do not have its device, fs3
+	// calls it at its fixed address.
 	cli.OK("1004", "MakeCall", `<csta:callingDevice></csta:callingDevice><csta:calledDirectoryNumber>9196</csta:calledDirectoryNumber>`)
 	sink.Expect(t, "1004", "offhook", fmt.Sprintf("outgoing:%d", d1), fmt.Sprintf("connected:%d", d1))
 	for _, c := range []struct {
@@ -339,4 +340,63 @@ func count(f *fakefs.FS, cmd string) int {
 		}
 	}
 	return n
+}
+
+// An unpinned extension whose phone registered on fs2 before the bridge
+// started (its sofia::register went to nobody) is known on fs2 from the
+// start: the connect reads each node's registrations before the link is
+// reported up, so a MakeCall the moment the bridge is ready goes to fs2,
+// with no trial on fs1, listed first, whose directory has the user too
+// (its phone was registered there once). When the phone moves to fs1
+// while fs2 is away, fs2's return reports it gone from there.
+func TestMakeCallOnNodeRegisteredAtStart(t *testing.T) {
+	fs1 := newFake(t, "1009")
+	fs1.Register("1002")
+	fs1.Unregister("1002")
+	fs2 := newFake(t)
+	fs2.Register("1002")
+	app, sink := startBridge(t, `    nodes:
+      - {name: fs1, address: "`+fs1.Addr()+`"}
+      - {name: fs2, address: "`+fs2.Addr()+`"}
+`, `  "1002": {endpoint: user/1002}
+`)
+	cli := pbxtest.NewBridgeClient(t, app.SharedAddr(), app.AdminAddr(), wait, wait)
+	sink.Expect(t, "1002", "setup")
+	until(t, "ready", func() bool { return ready(t, app) == "200 OK" })
+	makeCall := `<csta:callingDevice></csta:callingDevice><csta:calledDirectoryNumber>9196</csta:calledDirectoryNumber>`
+	cli.OK("1002", "MakeCall", makeCall)
+	sink.Expect(t, "1002", "offhook", "outgoing:1", "connected:1")
+	if n1, n2 := originates(fs1, "user/1002"), originates(fs2, "user/1002"); n1 != 0 || n2 != 1 {
+		t.Errorf("originates of user/1002: %d on fs1, %d on fs2; want none on fs1, one on fs2\nfs1: %q",
+			n1, n2, fs1.Server().Commands())
+	}
+	if v := nodeMetric(t, app, "extensions", "fs2"); v != "1" {
+		t.Errorf("fs2 serves %s extensions, want 1", v)
+	}
+	cli.OK("1002", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", 1))
+	sink.Expect(t, "1002", "disconnected:1", "onhook")
+
+	// fs2 is lost; meanwhile the phone leaves it (fs2's sofia::unregister
+	// goes to nobody) and registers on fs1.
+	fs2.Server().Refuse(true)
+	fs2.Server().DropAll()
+	until(t, "fs2 down", func() bool { return nodeMetric(t, app, "up", "fs2") == "0" })
+	fs2.Unregister("1002")
+	fs1.Register("1002")
+	until(t, "1002 counted on fs1", func() bool { return nodeMetric(t, app, "extensions", "fs1") == "1" })
+	fs2.Server().Refuse(false)
+	until(t, "fs2 back without 1002", func() bool {
+		return ready(t, app) == "200 OK" && nodeMetric(t, app, "extensions", "fs2") == "0"
+	})
+	cli.OK("1002", "MakeCall", makeCall)
+	sink.Expect(t, "1002", "offhook", "outgoing:2", "connected:2")
+	if n1, n2 := originates(fs1, "user/1002"), originates(fs2, "user/1002"); n1 != 1 || n2 != 1 {
+		t.Errorf("originates of user/1002: %d on fs1, %d on fs2; want the second on fs1", n1, n2)
+	}
+	cli.OK("1002", "ClearConnection", pbxtest.ConnID("connectionToBeCleared", 2))
+	sink.Expect(t, "1002", "disconnected:2", "onhook")
+	cli.WaitQuiet()
+	if extra := sink.Drain("1002"); len(extra) > 0 {
+		t.Errorf("unexpected action URLs %v", extra)
+	}
 }

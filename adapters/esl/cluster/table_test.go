@@ -13,15 +13,18 @@ import (
 
 // TestTableThroughCluster plays the scenario table through the cluster
 // adapter on two fake FreeSWITCH nodes: fs0, listed first, has none of the
-// phones; fs1 has them all, unpinned and with no registration seen, so
-// every MakeCall of the table is first refused by fs0 (USER_NOT_REGISTERED)
-// and placed on fs1, and every restart row resyncs a cluster. What the CTI
-// sees must be exactly what it sees on one FreeSWITCH.
+// phones; fs1 has them all, unpinned and not registered (phones at fixed
+// addresses in its directory: no registration listing or event says where
+// they are), so every MakeCall of the table is first refused by fs0
+// (USER_NOT_REGISTERED) and placed on fs1, and every restart row resyncs a
+// cluster. What the CTI sees must be exactly what it sees on one
+// FreeSWITCH. (MakeCall to the node a phone is registered on:
+// TestMakeCallOnNodeRegisteredAtStart.)
 func TestTableThroughCluster(t *testing.T) {
 	exts := [3]string{"1001", "1002", "1003"}
 	idle := newFake(t)
 	f, err := fakefs.New(fakefs.Options{Captures: "../testdata",
-		Users: []string{exts[0], exts[1], exts[2], outsideCaller},
+		Static: []string{exts[0], exts[1], exts[2]}, Users: []string{outsideCaller},
 		Apps: map[string]string{"9196": fakefs.AppEcho, "9664": fakefs.AppMusic, "3000": fakefs.AppConference,
 			"78": fakefs.AppTransfer},
 		ListDelay: 200 * time.Millisecond,

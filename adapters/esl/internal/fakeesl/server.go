@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -466,8 +467,12 @@ func DefaultReply(cmd string) Reply {
 	switch {
 	case cmd == "status":
 		return Reply{Body: "UP 0 years, 0 days, 0 hours, 11 minutes, 50 seconds, 106 milliseconds, 125 microseconds\nFreeSWITCH (Version 1.10.12-release 64bit) is ready\n"}
-	case strings.HasPrefix(cmd, "show channels as json"), strings.HasPrefix(cmd, "show calls as json"):
+	case strings.HasPrefix(cmd, "show channels as json"), strings.HasPrefix(cmd, "show calls as json"),
+		strings.HasPrefix(cmd, "show registrations as json"):
 		return Reply{Body: "{\"row_count\": 0}\n"}
+	case cmd == "strepoch":
+		// FreeSWITCH's clock in Unix seconds, without a line break.
+		return Reply{Body: strconv.FormatInt(time.Now().Unix(), 10)}
 	case strings.HasPrefix(cmd, "user_data"):
 		// FreeSWITCH's answer for a user or variable it does not have.
 		return Reply{Body: "-ERR no reply\n"}

@@ -18,13 +18,16 @@ func (c *Chan) number() (num, name string) {
 }
 
 // route runs the dialplan for dest on c, as if c had dialled it: a
-// registered user is called (Local_Extension's bridge to user/<dest>), an
-// application number runs the application, anything else fails.
+// registered (or static) user is called (Local_Extension's bridge to
+// user/<dest>), one whose phone is not registered is not, an application
+// number runs the application, anything else fails.
 func (f *FS) route(c *Chan, dest string) {
 	c.dest = dest
 	switch {
-	case isUser(f.opts.Users, dest):
+	case f.reachable(dest):
 		f.bridgeTo(c, dest)
+	case f.directoryUser(dest):
+		f.hangup(c, "USER_NOT_REGISTERED") // its phone unregistered
 	case f.opts.Apps[dest] != "" && f.opts.Apps[dest] != AppTransfer && f.opts.Apps[dest] != AppRingGroup &&
 		f.opts.Apps[dest] != AppHeader:
 		f.runApp(c, dest, f.opts.Apps[dest])
@@ -53,7 +56,7 @@ func (f *FS) route(c *Chan, dest string) {
 // other numbers.
 func (f *FS) withHeader(dest string) string {
 	for prefix, kind := range f.opts.Apps {
-		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppHeader && isUser(f.opts.Users, user) {
+		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppHeader && f.reachable(user) {
 			return user
 		}
 	}
@@ -64,7 +67,7 @@ func (f *FS) withHeader(dest string) string {
 // to, "" for other numbers.
 func (f *FS) handOver(dest string) string {
 	for prefix, kind := range f.opts.Apps {
-		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppTransfer && isUser(f.opts.Users, user) {
+		if user, ok := strings.CutPrefix(dest, prefix); ok && kind == AppTransfer && f.reachable(user) {
 			return user
 		}
 	}
@@ -80,7 +83,7 @@ func (f *FS) ringGroup(dest string) []string {
 			continue
 		}
 		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
-		if isUser(f.opts.Users, a) && isUser(f.opts.Users, b) && a != b {
+		if f.reachable(a) && f.reachable(b) && a != b {
 			return []string{a, b}
 		}
 	}

@@ -36,6 +36,8 @@ func (f *FS) handle(cmd string, bg bool) fakeesl.Reply {
 		return fakeesl.Reply{Body: f.status()}
 	case cmd == "show channels as json":
 		return fakeesl.Reply{Body: f.showChannels()}
+	case cmd == "show registrations as json":
+		return fakeesl.Reply{Body: f.showRegistrations()}
 	case name == "originate" && bg:
 		return f.originate(args)
 	case name == "uuid_exists":
@@ -211,7 +213,7 @@ func (f *FS) originate(args string) fakeesl.Reply {
 		if f.closed {
 			return
 		}
-		if !isUser(f.opts.Users, user) {
+		if !f.reachable(user) {
 			report("-ERR USER_NOT_REGISTERED\n")
 			return
 		}

@@ -1,13 +1,14 @@
 // Package fakefs is a fake FreeSWITCH with calls, on top of the fake
 // event socket (fakeesl): registered phones that dial, ring, answer (by
 // hand, or by themselves when the INVITE asks for auto-answer), hold by
-// re-INVITE and hang up; a vanilla-like dialplan (a number of a
-// registered user rings that user through a bridge, and a few numbers
-// run applications); and the API commands the ESL adapter sends, with
-// their effect on the channels (originate, uuid_bridge, uuid_transfer
-// including conference rooms, uuid_hold, uuid_kill, uuid_setvar,
-// uuid_dump, show channels, status, uuid_send_dtmf). Every event and reply
-// is shaped after FreeSWITCH 1.10.12 captures (see events.go and
+// re-INVITE, hang up, register and unregister; a vanilla-like dialplan
+// (a number of a registered user rings that user through a bridge, and a
+// few numbers run applications); and the API commands the ESL adapter
+// sends, with their effect on the channels (originate, uuid_bridge,
+// uuid_transfer including conference rooms, uuid_hold, uuid_kill,
+// uuid_setvar, uuid_dump, show channels, show registrations, strepoch,
+// status, uuid_send_dtmf). Every event and reply is shaped after
+// FreeSWITCH 1.10.12 captures (see events.go, registrations.go and
 // testdata/README.md); the call flows follow the captures'
 // (traces/freeswitch/README.md): hangup_after_bridge, a b-leg that loses
 // its partner hangs up, only the a-leg of a bridge reports
@@ -30,8 +31,14 @@ type Options struct {
 	// Captures is the directory of the FreeSWITCH captures the events
 	// are shaped after (adapters/esl/testdata).
 	Captures string
-	// Users are the registered phones (directory users 1001, ...).
+	// Users are the phones registered from the start (directory users
+	// 1001, ...); Register and Unregister change that.
 	Users []string
+	// Static are directory users whose phones do not register: the
+	// directory dials them at a fixed address (a dial-string), so they
+	// call and are called like registered ones, but `show registrations`
+	// does not list them and no registration event names them.
+	Static []string
 	// Apps maps dialplan numbers to applications: AppEcho, AppMusic,
 	// AppConference (the vanilla 9196, 9664, 3000), and prefixes to
 	// AppTransfer, AppRingGroup and AppHeader.
@@ -43,7 +50,9 @@ type Options struct {
 	Context string
 	// ListDelay: `show channels` lists a channel only this long after it
 	// was created (FreeSWITCH's SQL thread writes the core database in
-	// batches, up to about 200 ms late), while `status` counts it at once.
+	// batches, up to about 200 ms late), while `status` counts it at once;
+	// `show registrations` shows a registration's change this long after
+	// it was reported.
 	ListDelay time.Duration
 }
 
@@ -88,6 +97,11 @@ type FS struct {
 	timers   []*time.Timer
 	dtmf     map[string]string // uuid → digits sent
 	listWait time.Duration
+
+	reg     *regTemplates
+	regs    map[string]*registration // by user (registrations.go)
+	regPort int                      // the last phone port handed out
+	static  map[string]bool          // Options.Static
 }
 
 // Chan is one channel.
@@ -143,12 +157,25 @@ func New(opts Options) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg, err := loadRegTemplates(opts.Captures)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := fakeesl.New()
 	if err != nil {
 		return nil, err
 	}
 	f := &FS{opts: opts, srv: srv, tpl: tpl, chans: map[string]*Chan{}, changed: make(chan struct{}),
-		ignore: map[string]bool{}, dtmf: map[string]string{}, listWait: opts.ListDelay}
+		ignore: map[string]bool{}, dtmf: map[string]string{}, listWait: opts.ListDelay,
+		reg: reg, regs: map[string]*registration{}, static: map[string]bool{}}
+	for _, u := range opts.Users {
+		r := f.newRegistration()
+		r.on = true
+		f.regs[u] = r
+	}
+	for _, u := range opts.Static {
+		f.static[u] = true
+	}
 	srv.SetHandler(f.handle)
 	return f, nil
 }
@@ -348,11 +375,8 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func isUser(users []string, n string) bool {
-	for _, u := range users {
-		if u == n {
-			return true
-		}
-	}
-	return false
+// directoryUser says whether n is a user of the directory: one whose phone
+// is registered or was, or a static one; f.mu is held.
+func (f *FS) directoryUser(n string) bool {
+	return f.static[n] || f.regs[n] != nil
 }

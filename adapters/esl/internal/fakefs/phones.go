@@ -41,8 +41,8 @@ var ErrNoCall = errors.New("fakefs: the phone has no such call")
 func (f *FS) Dial(user, number string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !isUser(f.opts.Users, user) {
-		return fmt.Errorf("fakefs: %s is no registered phone", user)
+	if !f.directoryUser(user) {
+		return fmt.Errorf("fakefs: %s is no phone of the directory", user)
 	}
 	c := f.newChan(&Chan{User: user, name: f.sofiaName(user, false), dir: "inbound",
 		callerNum: user, callerName: user, dest: number})
