@@ -93,8 +93,8 @@ func (a *Adapter) rest(ctx context.Context, fn func(ari.Client) error) error {
 }
 
 func (a *Adapter) restWith(ctx context.Context, cl ari.Client, fn func(ari.Client) error) error {
-	if cl == nil {
-		return pbx.ErrUnavailable
+	if cl == nil || a.stopping() {
+		return pbx.ErrUnavailable // never sent (mayHaveRun)
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
@@ -117,6 +117,18 @@ func (a *Adapter) restWith(ctx context.Context, cl ari.Client, fn func(ari.Clien
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", pbx.ErrUnavailable, ctx.Err())
 	}
+}
+
+// stopping says Run's context has ended: the bridge is stopping, and
+// from then on the adapter sends Asterisk nothing (issue 19). The calls
+// stay as Asterisk has them, for the next bridge to take over. A command
+// cut short by the stop would otherwise undo what it did: a Dial whose
+// answer had not come back yet counts as failed, and the channel it was
+// ringing was hung up, so the next bridge found a ringing call gone.
+func (a *Adapter) stopping() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bgCtx.Err() != nil
 }
 
 // errText shortens an ari library error to one line: the library's errors
