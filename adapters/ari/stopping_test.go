@@ -27,7 +27,7 @@ func TestStoppedAdapterSendsNothing(t *testing.T) {
 	h := newHarness(t)
 	_, ref := ownedRinging(t, h, "1001")
 	// The connection's client, as a command still under way holds it.
-	cl, err := h.a.newClient(&h.a.opts)
+	cl, err := h.a.tr.client()
 	if err != nil {
 		t.Fatal(err)
 	}
