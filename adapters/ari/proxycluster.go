@@ -429,25 +429,7 @@ func (b *proxyBus) check(err error) {
 func (b *proxyBus) call(ctx context.Context, fn func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, b.o.RequestTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- fmt.Errorf("ari-proxy client panic: %v", r)
-			}
-		}()
-		if err := fn(); err != nil {
-			done <- restError{err}
-			return
-		}
-		done <- nil
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", pbx.ErrUnavailable, ctx.Err())
-	}
+	return bounded(ctx, fn)
 }
 
 func (b *proxyBus) close() {

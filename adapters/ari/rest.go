@@ -98,6 +98,14 @@ func (a *Adapter) restWith(ctx context.Context, cl ari.Client, fn func(ari.Clien
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
+	return bounded(ctx, func() error { return fn(cl) })
+}
+
+// bounded runs one library call until ctx ends. The call itself is bounded
+// by its client's timeout, so the goroutine left behind finishes soon after.
+// A library panic becomes an error; a failure keeps the library error
+// reachable (restError).
+func bounded(ctx context.Context, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -105,7 +113,7 @@ func (a *Adapter) restWith(ctx context.Context, cl ari.Client, fn func(ari.Clien
 				done <- fmt.Errorf("ari library panic: %v", r)
 			}
 		}()
-		if err := fn(cl); err != nil {
+		if err := fn(); err != nil {
 			done <- restError{err}
 			return
 		}
